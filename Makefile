@@ -1,0 +1,37 @@
+# aiforge developer commands. `make demo` and `make test` work on a fresh machine: each sets up what it needs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench docs clean
+
+setup: $(STAMP)
+
+# Re-installs only when pyproject.toml or the system-deps script changed; otherwise a no-op.
+$(STAMP): pyproject.toml scripts/system-deps.sh
+	bash scripts/system-deps.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(PY) examples/demo.py
+
+test: setup lint
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks examples scripts
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) benchmarks/bench_dump.py
+	$(PY) benchmarks/bench_analyze.py
+
+docs: setup
+	$(PY) scripts/gen_cli_docs.py > docs/cli.md
+
+clean:
+	rm -rf $(VENV) .aiforge .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

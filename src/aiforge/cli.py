@@ -1,0 +1,284 @@
+"""The ``aiforge`` command line: one thin command per public function.
+
+Library errors become ``Error: ...`` on stderr with exit code 1 (``--debug`` shows the traceback); usage errors exit
+with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+import typer.core
+
+from aiforge._version import __version__
+from aiforge.errors import AiforgeError
+from aiforge.workspace import Workspace
+
+__all__ = ["app", "main"]
+
+
+class _Group(typer.core.TyperGroup):
+    """Turns library errors into one clean line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AiforgeError as exc:
+            if ctx.params.get("debug") or (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            raise click.exceptions.Exit(1) from exc
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="aiforge",
+    help="aiforge: versioned warehouse snapshots and data reports, on one machine or a Spark cluster.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+snapshots_app = typer.Typer(cls=_Group, help="List, show and remove snapshots.", no_args_is_help=True)
+reports_app = typer.Typer(cls=_Group, help="List the reports in the workspace.", no_args_is_help=True)
+app.add_typer(snapshots_app, name="snapshots")
+app.add_typer(reports_app, name="reports")
+
+
+class EngineName(str, Enum):
+    local = "local"
+    spark = "spark"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aiforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", envvar="AIFORGE_HOME", help="Workspace folder [env AIFORGE_HOME; default ./.aiforge]."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    ctx.obj = {"workspace": Workspace(home), "debug": debug}
+
+
+def _workspace(ctx: typer.Context) -> Workspace:
+    return ctx.obj["workspace"] if ctx.obj else Workspace()
+
+
+def _print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def _human_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+# -- dump -----------------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def dump(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="postgresql://, mysql://, sqlite:///, duckdb:/// URL; a Parquet/CSV path or glob; or 'spark' "
+            "(the Spark/Hive catalog, with --engine spark).",
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", "-n", help="Snapshot name; each dump adds version NAME@vN.")],
+    query: Annotated[
+        str | None,
+        typer.Option("--query", "-q", help="SQL to run. For files the data is the table 'source' (default: all rows)."),
+    ] = None,
+    sample_fraction: Annotated[
+        float | None, typer.Option("--sample-fraction", min=0.0, max=1.0, help="Keep this fraction of rows (0-1].")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for --sample-fraction.")] = 0,
+    engine: Annotated[EngineName, typer.Option("--engine", help="Where the query runs.")] = EngineName.local,
+    master: Annotated[
+        str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the snapshot summary as JSON.")] = False,
+) -> None:
+    """Dump a query result into a new immutable snapshot version NAME@vN.
+
+    Example: aiforge dump postgresql://user@db/shop -q "SELECT * FROM orders" -n orders
+    """
+    from aiforge.features.dump import dump as run_dump
+
+    snapshot = run_dump(
+        source,
+        query=query,
+        name=name,
+        sample_fraction=sample_fraction,
+        seed=seed,
+        engine=engine.value,
+        master=master,
+        workspace=_workspace(ctx),
+        progress=not as_json,
+    )
+    if as_json:
+        _print_json(snapshot.summary())
+    else:
+        typer.echo(
+            f"{snapshot.ref}: {snapshot.rows:,} rows x {len(snapshot.columns)} columns, "
+            f"{_human_bytes(snapshot.manifest['bytes'])} -> {snapshot.path}"
+        )
+
+
+# -- snapshots ------------------------------------------------------------------------------------------------------
+
+
+@snapshots_app.command("list")
+def snapshots_list(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Only the versions of this snapshot.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List snapshots, oldest version first.
+
+    Example: aiforge snapshots list --json
+    """
+    snapshots = _workspace(ctx).list_snapshots(name)
+    if as_json:
+        _print_json([s.summary() for s in snapshots])
+        return
+    if not snapshots:
+        typer.echo("No snapshots yet; create one with `aiforge dump`.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("snapshot", "rows", "columns", "size", "created", "source", box=None)
+    for s in snapshots:
+        table.add_row(
+            s.ref, f"{s.rows:,}", str(len(s.columns)), _human_bytes(s.manifest["bytes"]), s.created,
+            str(s.manifest.get("source", "")),
+        )
+    Console(width=160).print(table)
+
+
+@snapshots_app.command("show")
+def snapshots_show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME (latest version) or NAME@vN.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole manifest as JSON.")] = False,
+) -> None:
+    """Show a snapshot's manifest: source, query, schema, rows, bytes, hash.
+
+    Example: aiforge snapshots show orders@v2
+    """
+    snapshot = _workspace(ctx).get_snapshot(ref)
+    if as_json:
+        _print_json({**snapshot.summary(), **snapshot.manifest, "ref": snapshot.ref, "columns": snapshot.columns})
+        return
+    m = snapshot.manifest
+    typer.echo(f"{snapshot.ref}  ({snapshot.path})")
+    for key in ("source", "query", "engine", "rows", "bytes", "content_hash", "created", "aiforge_version"):
+        typer.echo(f"  {key:<16}{m.get(key)}")
+    if m.get("sample"):
+        typer.echo(f"  {'sample':<16}{m['sample']}")
+    typer.echo("  schema:")
+    for column in m["schema"]:
+        typer.echo(f"    {column['name']:<30}{column['type']}")
+
+
+@snapshots_app.command("rm")
+def snapshots_rm(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@vN; the version is required.")],
+) -> None:
+    """Remove one snapshot version (its files and its catalog entry).
+
+    Example: aiforge snapshots rm orders@v1
+    """
+    snapshot = _workspace(ctx).remove_snapshot(ref)
+    typer.echo(f"Removed {snapshot.ref}")
+
+
+# -- analyze --------------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def analyze(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A snapshot (NAME or NAME@vN), or a Parquet/CSV path or glob.")],
+    label: Annotated[str | None, typer.Option("--label", "-l", help="The label column (for balance, bias, leaks).")] = None,
+    sample_rows: Annotated[
+        int, typer.Option("--sample-rows", min=1, help="Rows in the random sample for sampled statistics.")
+    ] = 100_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
+    exact: Annotated[bool, typer.Option("--exact", help="Scan every row; no sampling.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the HTML report here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the statistics as JSON here.")] = None,
+) -> None:
+    """Profile data: statistics, label balance and bias, and the issues found, as an HTML report and JSON.
+
+    Without --out/--json the report goes into the workspace and is listed by `aiforge reports list`.
+
+    Example: aiforge analyze orders@v2 --label returned --out orders.html
+    """
+    from aiforge.features.analyze import analyze as run_analyze
+
+    workspace = _workspace(ctx)
+    report = run_analyze(
+        target, label=label, sample_rows=sample_rows, seed=seed, exact=exact, workspace=workspace, progress=True
+    )
+    html_path, json_path = report.save(html=out, json=json_out, workspace=workspace)
+    typer.echo(report.summary_text())
+    if html_path:
+        typer.echo(f"Report: {html_path}")
+    if json_path:
+        typer.echo(f"Stats:  {json_path}")
+
+
+# -- reports --------------------------------------------------------------------------------------------------------
+
+
+@reports_app.command("list")
+def reports_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List the reports stored in the workspace, oldest first.
+
+    Example: aiforge reports list
+    """
+    reports = _workspace(ctx).list_reports()
+    if as_json:
+        _print_json(reports)
+        return
+    if not reports:
+        typer.echo("No reports yet; create one with `aiforge analyze`.")
+    for r in reports:
+        typer.echo(f"{r['id']:>4}  {r['created']}  {r['subject']}  {r['html'] or r['json']}")
+
+
+def main() -> None:
+    """Entry point of the ``aiforge`` console script."""
+    sys.exit(app())  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Execution engines: ``local`` (DuckDB + Arrow, in-process) and ``spark`` (PySpark)."""

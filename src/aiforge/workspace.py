@@ -1,0 +1,349 @@
+"""Where aiforge keeps what it writes, and the catalog that indexes it.
+
+Layout under ``AIFORGE_HOME`` (default ``./.aiforge``)::
+
+    catalog.sqlite                  snapshots and reports, one row each
+    snapshots/NAME/vN/              immutable: manifest.json + data/part-*.parquet
+    reports/NAME@vN/<stamp>/        report.html + stats.json
+    .tmp/<kind>-<pid>-<hex>/        staging; renamed into place when complete, swept when its process is gone
+
+A snapshot becomes visible only when its directory has been renamed into place *and* its catalog row committed, both
+under one catalog transaction; a process killed before that leaves at most a staging directory, which the next
+workspace operation removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiforge.errors import InvalidInput, SnapshotNotFound, WorkspaceError
+
+__all__ = ["Snapshot", "Workspace", "parse_ref"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_REF = re.compile(r"^(?P<name>[^@]+?)(?:@v(?P<version>\d+))?$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject TEXT NOT NULL,
+    html TEXT,
+    json TEXT,
+    created TEXT NOT NULL
+);
+"""
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid snapshot name, else raise :class:`InvalidInput`."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(
+            f"invalid snapshot name {name!r}: use 1-128 letters, digits, '_', '.' or '-', starting with a letter "
+            "or digit (for example 'users' or 'clicks_2024')"
+        )
+    return name
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """Split ``"name@v3"`` into ``("name", 3)`` and ``"name"`` into ``("name", None)`` (the latest version)."""
+    match = _REF.match(ref.strip()) if isinstance(ref, str) else None
+    if match is None:
+        raise InvalidInput(f"invalid snapshot reference {ref!r}: expected NAME or NAME@vN, for example 'users@v3'")
+    return check_name(match["name"]), (int(match["version"]) if match["version"] else None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable, versioned snapshot: a folder of Parquet files and the manifest that describes them."""
+
+    name: str
+    version: int
+    path: Path
+    manifest: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def ref(self) -> str:
+        """``name@vN``."""
+        return f"{self.name}@v{self.version}"
+
+    @property
+    def rows(self) -> int:
+        return int(self.manifest["rows"])
+
+    @property
+    def columns(self) -> list[str]:
+        return [column["name"] for column in self.manifest["schema"]]
+
+    @property
+    def created(self) -> str:
+        return str(self.manifest["created"])
+
+    @property
+    def files(self) -> list[Path]:
+        """The Parquet files of the snapshot, in order."""
+        return [self.path / item["path"] for item in self.manifest["files"]]
+
+    def dataset(self) -> Any:
+        """The snapshot as a :class:`pyarrow.dataset.Dataset` (lazy; nothing is read yet)."""
+        import pyarrow.dataset as ds
+
+        return ds.dataset([str(f) for f in self.files], format="parquet")
+
+    def to_arrow(self) -> Any:
+        """Read the whole snapshot into a :class:`pyarrow.Table`."""
+        return self.dataset().to_table()
+
+    def to_pandas(self) -> Any:
+        """Read the whole snapshot into a :class:`pandas.DataFrame` (needs pandas)."""
+        return self.to_arrow().to_pandas()
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary: name, version, ref, rows, columns, bytes, created, source, engine."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "rows": self.rows,
+            "columns": self.columns,
+            "bytes": self.manifest.get("bytes"),
+            "created": self.created,
+            "source": self.manifest.get("source"),
+            "engine": self.manifest.get("engine"),
+            "path": str(self.path),
+        }
+
+
+class Workspace:
+    """The folder under which aiforge writes snapshots and reports, with its SQLite catalog.
+
+    Parameters
+    ----------
+    home : path, optional
+        Defaults to the ``AIFORGE_HOME`` environment variable, or ``./.aiforge``.
+
+    Examples
+    --------
+    >>> ws = Workspace("/tmp/aiforge-doc")
+    >>> ws.list_snapshots()
+    []
+    """
+
+    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
+        self.home = Path(home if home is not None else os.environ.get("AIFORGE_HOME", ".aiforge")).absolute()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.home)!r})"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.home / "snapshots"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.home / ".tmp"
+
+    # -- catalog -------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _catalog(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.home / "catalog.sqlite", timeout=30, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise WorkspaceError(f"cannot open the catalog in workspace {self.home}: {exc}") from exc
+        try:
+            conn.executescript(_SCHEMA)
+            if write:
+                conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            if write:
+                conn.execute("COMMIT")
+        except BaseException:
+            if write and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    # -- staging -------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def staging(self, kind: str) -> Iterator[Path]:
+        """Yield an empty private folder for building an artifact; removed if the block raises.
+
+        The caller moves the folder into place with :meth:`commit_snapshot` before the block ends. Folders left by
+        processes that died are swept first.
+        """
+        self.sweep()
+        path = self.tmp_dir / f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot create a staging folder in workspace {self.home}: {exc}") from exc
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def sweep(self) -> list[Path]:
+        """Remove staging folders whose process is gone; return what was removed."""
+        removed: list[Path] = []
+        if not self.tmp_dir.is_dir():
+            return removed
+        for entry in self.tmp_dir.iterdir():
+            parts = entry.name.split("-")
+            pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+            if pid is not None and pid != os.getpid() and _alive(pid):
+                continue
+            if pid == os.getpid():
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        return removed
+
+    # -- snapshots -----------------------------------------------------------------------------------------------
+
+    def commit_snapshot(self, name: str, staged: Path, manifest: dict[str, Any]) -> Snapshot:
+        """Give the staged folder the next version of ``name`` and make it visible, atomically.
+
+        ``manifest`` is completed with ``name`` and ``version`` and written to ``manifest.json`` before the rename.
+        """
+        check_name(name)
+        with self._catalog(write=True) as conn:
+            row = conn.execute("SELECT MAX(version) FROM snapshots WHERE name = ?", (name,)).fetchone()
+            on_disk = [_version_of(p) for p in (self.snapshots_dir / name).glob("v*")]
+            version = max([row[0] or 0, *[v for v in on_disk if v is not None]]) + 1
+            manifest = {"name": name, "version": version, **manifest}
+            final = self.snapshots_dir / name / f"v{version}"
+            try:
+                _write_json(staged / "manifest.json", manifest)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(staged, final)
+            except OSError as exc:
+                raise WorkspaceError(f"cannot store snapshot {name}@v{version} in {self.home}: {exc}") from exc
+            try:
+                conn.execute(
+                    "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        name,
+                        version,
+                        str(final.relative_to(self.home)),
+                        int(manifest["rows"]),
+                        int(manifest["bytes"]),
+                        str(manifest["created"]),
+                        json.dumps(manifest),
+                    ),
+                )
+            except BaseException:
+                shutil.rmtree(final, ignore_errors=True)
+                raise
+        return Snapshot(name, version, final, manifest)
+
+    def list_snapshots(self, name: str | None = None) -> list[Snapshot]:
+        """All snapshots (or all versions of ``name``), oldest first within a name."""
+        query = "SELECT name, version, path, manifest FROM snapshots"
+        args: tuple[Any, ...] = ()
+        if name is not None:
+            query, args = query + " WHERE name = ?", (check_name(name),)
+        with self._catalog() as conn:
+            rows = conn.execute(query + " ORDER BY name, version", args).fetchall()
+        return [Snapshot(n, v, self.home / p, json.loads(m)) for n, v, p, m in rows]
+
+    def get_snapshot(self, ref: str) -> Snapshot:
+        """Resolve ``name`` (latest version) or ``name@vN`` to a :class:`Snapshot`."""
+        name, version = parse_ref(ref)
+        versions = self.list_snapshots(name)
+        if not versions:
+            known = sorted({s.name for s in self.list_snapshots()})
+            hint = f"known snapshots: {', '.join(known)}" if known else "the catalog is empty; create one with `aiforge dump`"
+            raise SnapshotNotFound(f"snapshot {name!r} not found in workspace {self.home}; {hint}")
+        if version is None:
+            return versions[-1]
+        for snapshot in versions:
+            if snapshot.version == version:
+                return snapshot
+        available = ", ".join(s.ref for s in versions)
+        raise SnapshotNotFound(f"snapshot {name}@v{version} not found; available versions: {available}")
+
+    def remove_snapshot(self, ref: str) -> Snapshot:
+        """Delete one version; the reference must name it explicitly (``name@vN``)."""
+        name, version = parse_ref(ref)
+        if version is None:
+            raise InvalidInput(f"refusing to remove {ref!r} without a version; name one, for example '{name}@v1'")
+        snapshot = self.get_snapshot(ref)
+        with self._catalog(write=True) as conn:
+            conn.execute("DELETE FROM snapshots WHERE name = ? AND version = ?", (name, version))
+            trash = self.tmp_dir / f"rm-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(snapshot.path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        return snapshot
+
+    # -- reports -------------------------------------------------------------------------------------------------
+
+    def report_dir(self, subject: str, stamp: str) -> Path:
+        """The folder where a report about ``subject`` (a snapshot ref or a file name) made at ``stamp`` lives."""
+        safe = re.sub(r"[^A-Za-z0-9_.@-]+", "_", subject).strip("_") or "data"
+        return self.reports_dir / safe / stamp
+
+    def record_report(self, subject: str, html: Path | None, json_path: Path | None, created: str) -> int:
+        """Add a report to the catalog and return its id."""
+        with self._catalog(write=True) as conn:
+            cursor = conn.execute(
+                "INSERT INTO reports (subject, html, json, created) VALUES (?, ?, ?, ?)",
+                (subject, str(html) if html else None, str(json_path) if json_path else None, created),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def list_reports(self) -> list[dict[str, Any]]:
+        """Reports in the catalog, newest last: id, subject, html, json, created."""
+        with self._catalog() as conn:
+            rows = conn.execute("SELECT id, subject, html, json, created FROM reports ORDER BY id").fetchall()
+        return [dict(zip(("id", "subject", "html", "json", "created"), row, strict=True)) for row in rows]
+
+
+def _version_of(path: Path) -> int | None:
+    return int(path.name[1:]) if path.name[1:].isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
