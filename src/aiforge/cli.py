@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 import typer.core
 
@@ -26,14 +25,14 @@ __all__ = ["app", "main"]
 class _Group(typer.core.TyperGroup):
     """Turns library errors into one clean line on stderr and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except AiforgeError as exc:
             if ctx.params.get("debug") or (ctx.obj or {}).get("debug"):
                 raise
-            click.echo(f"Error: {exc}", err=True)
-            raise click.exceptions.Exit(1) from exc
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from exc
 
 
 app = typer.Typer(
@@ -67,7 +66,7 @@ def _root(
     ctx: typer.Context,
     home: Annotated[
         Path | None,
-        typer.Option("--home", envvar="AIFORGE_HOME", help="Workspace folder [env AIFORGE_HOME; default ./.aiforge]."),
+        typer.Option("--home", envvar="AIFORGE_HOME", help="Workspace folder [default: ./.aiforge]."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")] = False,
     version: Annotated[
@@ -123,7 +122,7 @@ def dump(
 ) -> None:
     """Dump a query result into a new immutable snapshot version NAME@vN.
 
-    Example: aiforge dump postgresql://user@db/shop -q "SELECT * FROM orders" -n orders
+    Example: aiforge dump sqlite:///shop.db -q "SELECT * FROM orders" -n orders
     """
     from aiforge.features.dump import dump as run_dump
 

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from aiforge import __version__
+from aiforge.cli import app
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"aiforge {__version__}\n"
+
+
+def test_no_arguments_shows_help() -> None:
+    result = runner.invoke(app, [])
+    assert result.exit_code in (0, 2)
+    assert "Usage: aiforge" in result.output
+    for command in ("dump", "analyze", "snapshots", "reports"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize(
+    "path", [["dump"], ["analyze"], ["snapshots", "list"], ["snapshots", "show"], ["snapshots", "rm"],
+             ["reports", "list"]]
+)
+def test_every_command_has_help_with_an_example(path: list[str]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Example: aiforge " + " ".join(path) in result.output
+
+
+def test_usage_error_exits_2() -> None:
+    result = runner.invoke(app, ["snapshots", "list", "--no-such-option"])
+    assert result.exit_code == 2
+    assert "No such option: --no-such-option" in result.output
+
+
+def test_library_error_is_one_line_on_stderr_with_exit_1(workspace: object) -> None:
+    result = runner.invoke(app, ["snapshots", "show", "nope"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: snapshot 'nope' not found in workspace ")
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(workspace: object) -> None:
+    from aiforge.errors import SnapshotNotFound
+
+    result = runner.invoke(app, ["--debug", "snapshots", "show", "nope"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SnapshotNotFound)
+
+
+def test_empty_workspace_lists_nothing(workspace: object) -> None:
+    result = runner.invoke(app, ["snapshots", "list", "--json"])
+    assert (result.exit_code, result.output) == (0, "[]\n")
+    result = runner.invoke(app, ["snapshots", "list"])
+    assert result.output == "No snapshots yet; create one with `aiforge dump`.\n"
+    result = runner.invoke(app, ["reports", "list", "--json"])
+    assert (result.exit_code, result.output) == (0, "[]\n")
+
+
+def test_home_option_overrides_the_environment(workspace: object, tmp_path: object) -> None:
+    result = runner.invoke(app, ["--home", str(tmp_path), "snapshots", "show", "x"])  # type: ignore[arg-type]
+    assert f"not found in workspace {tmp_path}" in result.stderr
+
+
+def test_rm_without_version_is_refused(workspace: object) -> None:
+    result = runner.invoke(app, ["snapshots", "rm", "users"])
+    assert result.exit_code == 1
+    assert result.stderr == "Error: refusing to remove 'users' without a version; name one, for example 'users@v1'\n"

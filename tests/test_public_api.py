@@ -1,0 +1,34 @@
+"""The public API is exactly what __all__ lists; changing it is a decision, so this test pins it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import aiforge
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(aiforge.__all__) == sorted(
+        [
+            "AiforgeError", "ColumnNotFound", "EmptyResult", "InvalidInput", "NotFittedError", "NotFound",
+            "QueryError", "Report", "Snapshot", "SnapshotNotFound", "SourceError", "UnknownSource", "Workspace",
+            "WorkspaceError", "__version__", "analyze", "dump",
+        ]
+    )
+    for name in aiforge.__all__:
+        assert hasattr(aiforge, name), name
+
+
+def test_public_objects_claim_their_public_module() -> None:
+    for name in aiforge.__all__:
+        obj = getattr(aiforge, name)
+        if callable(obj):
+            assert obj.__module__.startswith("aiforge."), name
+            assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_importing_aiforge_does_not_start_heavy_machinery() -> None:
+    code = "import sys, aiforge; print(','.join(m for m in ('pyspark', 'plotly', 'pandas') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
