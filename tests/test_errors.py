@@ -16,6 +16,7 @@ from aiforge import errors
         (errors.SourceError, OSError),
         (errors.QueryError, OSError),
         (errors.EmptyResult, OSError),
+        (errors.ServiceError, OSError),
         (errors.WorkspaceError, OSError),
         (errors.NotFittedError, AttributeError),
     ],

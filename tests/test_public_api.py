@@ -12,7 +12,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(aiforge.__all__) == sorted(
         [
             "AiforgeError", "ColumnNotFound", "EmptyResult", "InvalidInput", "NotFittedError", "NotFound",
-            "QueryError", "Report", "Snapshot", "SnapshotNotFound", "SourceError", "UnknownSource", "Workspace",
+            "QueryError", "Report", "ServiceError", "Snapshot", "SnapshotNotFound", "SourceError", "UnknownSource", "Workspace",
             "WorkspaceError", "__version__", "analyze", "dump",
         ]
     )

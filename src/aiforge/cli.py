@@ -46,8 +46,10 @@ app = typer.Typer(
 )
 snapshots_app = typer.Typer(cls=_Group, help="List, show and remove snapshots.", no_args_is_help=True)
 reports_app = typer.Typer(cls=_Group, help="List the reports in the workspace.", no_args_is_help=True)
+nlp_app = typer.Typer(cls=_Group, help="The tokenizing NLP API and its throttling proxy.", no_args_is_help=True)
 app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(reports_app, name="reports")
+app.add_typer(nlp_app, name="nlp")
 
 
 class EngineName(str, Enum):
@@ -272,6 +274,50 @@ def reports_list(
         typer.echo("No reports yet; create one with `aiforge analyze`.")
     for r in reports:
         typer.echo(f"{r['id']:>4}  {r['created']}  {r['subject']}  {r['html'] or r['json']}")
+
+
+# -- nlp ------------------------------------------------------------------------------------------------------------
+
+
+@nlp_app.command("serve")
+def nlp_serve(
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    user_dict: Annotated[
+        Path | None, typer.Option("--user-dict", help="User dictionary: word<TAB>TAG[<TAB>score] per line.")
+    ] = None,
+    max_texts: Annotated[int, typer.Option("--max-texts", min=1, help="Most texts in one request.")] = 2000,
+) -> None:
+    """Serve the tokenizing NLP API (Kiwi for Korean, a Unicode splitter for other text) until Ctrl-C.
+
+    POST /v1/tokenize with {"texts": [...], "pos": false} answers {"tokens": [[...], ...]}.
+
+    Example: aiforge nlp serve --port 8000 --user-dict words.tsv
+    """
+    from aiforge.features.nlp import serve_nlp
+
+    serve_nlp(host, port, user_dict, max_texts=max_texts)
+
+
+@nlp_app.command("proxy")
+def nlp_proxy(
+    ctx: typer.Context,
+    upstream: Annotated[str, typer.Option("--upstream", help="URL of the NLP API, e.g. http://127.0.0.1:8000.")],
+    rate: Annotated[str, typer.Option("--rate", help="Most requests let through, e.g. 200/s or 30/m.")] = "200/s",
+    burst: Annotated[int, typer.Option("--burst", min=0, help="Requests allowed above the rate in a burst.")] = 50,
+    port: Annotated[int, typer.Option("--port", "-p", help="Port the proxy listens on.")] = 8080,
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", help="Where nginx's config, pid file and logs go [default: WORKSPACE/nginx]."),
+    ] = None,
+) -> None:
+    """Run a real nginx in front of the NLP API that answers 429 above --rate, until Ctrl-C.
+
+    Example: aiforge nlp proxy --upstream http://127.0.0.1:8000 --rate 200/s --burst 50
+    """
+    from aiforge.features.nlp import run_proxy
+
+    raise typer.Exit(run_proxy(upstream, rate, burst, port, workdir or _workspace(ctx).home / "nginx"))
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ matches it, so ``except ValueError`` keeps working for callers who do not know a
     ├── SourceError (OSError)             a source that cannot be reached or read (database down, bad file)
     │   ├── QueryError                    the source rejected the query; carries its own message and the query
     │   └── EmptyResult                   the query returned no rows, so there is nothing to snapshot
+    ├── ServiceError (OSError)            a service aiforge runs or calls cannot be started or reached
     ├── WorkspaceError (OSError)          the workspace cannot be written (disk full, permissions)
     └── NotFittedError (AttributeError)   a fitted object used before ``fit``
 
@@ -28,6 +29,7 @@ __all__ = [
     "NotFittedError",
     "NotFound",
     "QueryError",
+    "ServiceError",
     "SnapshotNotFound",
     "SourceError",
     "UnknownSource",
@@ -88,6 +90,10 @@ class QueryError(SourceError):
 
 class EmptyResult(SourceError):
     """A query returned no rows."""
+
+
+class ServiceError(AiforgeError, OSError):
+    """A service that aiforge runs or calls (an API, a proxy, a server) cannot be started, reached or used."""
 
 
 class WorkspaceError(AiforgeError, OSError):
