@@ -12,8 +12,8 @@ def test_public_names_are_pinned() -> None:
     assert sorted(aiforge.__all__) == sorted(
         [
             "AiforgeError", "ColumnNotFound", "EmptyResult", "InvalidInput", "NotFittedError", "NotFound",
-            "QueryError", "Report", "ServiceError", "Snapshot", "SnapshotNotFound", "SourceError", "UnknownSource", "Workspace",
-            "WorkspaceError", "__version__", "analyze", "dump",
+            "QueryError", "Report", "ServiceError", "Snapshot", "SnapshotNotFound", "SourceError", "UnknownSource",
+            "Workspace", "WorkspaceError", "__version__", "analyze", "dump",
         ]
     )
     for name in aiforge.__all__:

@@ -70,7 +70,7 @@ def test_unknown_snapshot_and_version_say_what_exists(workspace: Workspace) -> N
     with pytest.raises(SnapshotNotFound, match="the catalog is empty; create one with `aiforge dump`"):
         workspace.get_snapshot("users")
     _commit(workspace, "users", [1])
-    with pytest.raises(SnapshotNotFound, match="snapshot 'orders' not found .*known snapshots: users"):
+    with pytest.raises(SnapshotNotFound, match=r"snapshot 'orders' not found .*known snapshots: users"):
         workspace.get_snapshot("orders")
     with pytest.raises(SnapshotNotFound, match="snapshot users@v7 not found; available versions: users@v1"):
         workspace.get_snapshot("users@v7")

@@ -41,7 +41,9 @@ class _Bar:
 
 
 @contextlib.contextmanager
-def progress(description: str, *, total: float | None = None, enabled: bool = True, unit: str = "") -> Iterator[Progress]:
+def progress(
+    description: str, *, total: float | None = None, enabled: bool = True, unit: str = ""
+) -> Iterator[Progress]:
     """A progress bar on stderr while the block runs; a no-op when ``enabled`` is false or stderr is no terminal.
 
     Examples

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,7 +52,7 @@ app.add_typer(reports_app, name="reports")
 app.add_typer(nlp_app, name="nlp")
 
 
-class EngineName(str, Enum):
+class EngineName(StrEnum):
     local = "local"
     spark = "spark"
 
@@ -225,7 +225,9 @@ def snapshots_rm(
 def analyze(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="A snapshot (NAME or NAME@vN), or a Parquet/CSV path or glob.")],
-    label: Annotated[str | None, typer.Option("--label", "-l", help="The label column (for balance, bias, leaks).")] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", "-l", help="The label column (for balance, bias, leaks).")
+    ] = None,
     sample_rows: Annotated[
         int, typer.Option("--sample-rows", min=1, help="Rows in the random sample for sampled statistics.")
     ] = 100_000,

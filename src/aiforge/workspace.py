@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import sqlite3
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Any
 
 from aiforge.errors import InvalidInput, SnapshotNotFound, WorkspaceError
 
-__all__ = ["Snapshot", "Workspace", "parse_ref"]
+__all__ = ["Snapshot", "Workspace", "check_name", "parse_ref", "write_atomic"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _REF = re.compile(r"^(?P<name>[^@]+?)(?:@v(?P<version>\d+))?$")
@@ -279,7 +280,8 @@ class Workspace:
         versions = self.list_snapshots(name)
         if not versions:
             known = sorted({s.name for s in self.list_snapshots()})
-            hint = f"known snapshots: {', '.join(known)}" if known else "the catalog is empty; create one with `aiforge dump`"
+            empty = "the catalog is empty; create one with `aiforge dump`"
+            hint = f"known snapshots: {', '.join(known)}" if known else empty
             raise SnapshotNotFound(f"snapshot {name!r} not found in workspace {self.home}; {hint}")
         if version is None:
             return versions[-1]
@@ -340,10 +342,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed into place: readers see all of it or nothing.
+
+    The file gets the usual permissions (0666 less the umask), not the private ones of a temporary file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(payload, indent=2, default=str))

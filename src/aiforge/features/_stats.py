@@ -1,0 +1,280 @@
+"""Per-column statistics of ANALYZE, computed on Arrow arrays with pyarrow.compute and numpy.
+
+Every figure is ``{"value": ..., "exact": bool}``: exact when it was computed on every row (or read from exact
+metadata), estimated when it comes from the sample. Counts estimated from a sample are scaled to the whole
+data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["column_stats", "figure", "kind_of", "numeric_values"]
+
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+HISTOGRAM_BINS = 20
+TOP_VALUES = 10
+CATEGORICAL_MAX_DISTINCT = 50
+_NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def figure(value: Any, exact: bool, **extra: Any) -> dict[str, Any]:
+    """A figure as the JSON report stores it: its value and whether it is exact."""
+    return {"value": value, "exact": exact, **extra}
+
+
+def normalise(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Decode dictionaries and turn decimals into float64 so that one code path serves each kind."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_decimal(column.type):
+        column = column.cast(pa.float64())
+    if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
+        column = column.cast(pa.string())
+    return column
+
+
+def kind_of(dtype: pa.DataType, distinct: int | None = None, count: int | None = None) -> str:
+    """``numeric``, ``boolean``, ``datetime``, ``categorical``, ``text`` or ``other`` for an Arrow type.
+
+    Strings are categorical when they have at most 50 distinct values or repeat a lot (distinct <= 5% of
+    values).
+
+    Examples
+    --------
+    >>> kind_of(pa.int64()), kind_of(pa.string(), distinct=3, count=100)
+    ('numeric', 'categorical')
+    """
+    if pa.types.is_dictionary(dtype):
+        return "categorical"
+    if pa.types.is_boolean(dtype):
+        return "boolean"
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
+        return "numeric"
+    if pa.types.is_temporal(dtype) and not pa.types.is_time(dtype) and not pa.types.is_duration(dtype):
+        return "datetime"
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype):
+        if distinct is not None and count:
+            return (
+                "categorical" if distinct <= CATEGORICAL_MAX_DISTINCT or distinct <= 0.05 * count else "text"
+            )
+        return "categorical"
+    if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype):
+        return "text"
+    return "other"
+
+
+def numeric_values(column: pa.ChunkedArray) -> np.ndarray:
+    """The non-null values as float64 (datetimes as their integer ticks)."""
+    column = normalise(column).drop_null()
+    if pa.types.is_boolean(column.type):
+        column = column.cast(pa.int8())
+    elif pa.types.is_date(column.type):
+        column = column.cast(pa.int32())
+    elif pa.types.is_temporal(column.type):
+        column = column.cast(pa.int64())
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _ticks_to_iso(values: np.ndarray, dtype: pa.DataType) -> list[str]:
+    unit: Any = "D" if pa.types.is_date(dtype) else getattr(dtype, "unit", "s")
+    return [str(np.datetime64(round(v), unit)) for v in values]
+
+
+def column_stats(
+    column: pa.ChunkedArray,
+    *,
+    total_rows: int,
+    exact: bool,
+    figures: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Statistics of one column of the sample.
+
+    Parameters
+    ----------
+    column : pyarrow.ChunkedArray, shape (n,)
+        The column's values in the sample (all rows when ``exact``).
+    total_rows : int
+        Rows in the whole data, to scale sample counts.
+    exact : bool
+        Whether ``column`` holds every row.
+    figures : dict, optional
+        Exact ``missing``/``min``/``max`` from metadata or one cheap pass; they override the sample's.
+
+    Returns
+    -------
+    dict
+        ``type``, ``kind``, ``count``, ``missing``, ``distinct`` and, by kind, ``min``, ``max``, ``mean``,
+        ``std``,
+        ``quantiles``, ``zeros``, ``nan``, ``inf``, ``histogram``, ``top_values``, ``lengths``,
+        ``empty_strings``,
+        ``numeric_strings``; each a :func:`figure`.
+
+    Examples
+    --------
+    >>> s = column_stats(pa.chunked_array([[1, 2, None]]), total_rows=3, exact=True)
+    >>> s["mean"]["value"], s["missing"]["value"]
+    (1.5, 1)
+    """
+    figures = figures or {}
+    dtype = column.type
+    column = normalise(column)
+    n = len(column)
+    scale = 1.0 if exact else total_rows / max(n, 1)
+
+    def scaled(count: int) -> dict[str, Any]:
+        return figure(int(count) if exact else round(count * scale), exact)
+
+    missing_exact = exact or "missing" in figures
+    missing = int(figures["missing"]) if "missing" in figures and not exact else column.null_count * scale
+    missing = round(missing)
+    present = column.drop_null()
+    distinct_sample = pc.count_distinct(present).as_py() if len(present) else 0
+    out: dict[str, Any] = {
+        "type": str(dtype),
+        "kind": kind_of(dtype, distinct_sample, len(present)),
+        "count": figure(total_rows - missing, missing_exact),
+        "missing": figure(missing, missing_exact),
+        "distinct": _distinct(present, distinct_sample, total_rows - missing, exact),
+    }
+    kind = out["kind"]
+    if kind in ("numeric", "boolean", "datetime"):
+        out.update(_numeric_stats(present, dtype, kind, exact, figures, scaled))
+    elif kind in ("categorical", "text") and (
+        pa.types.is_string(column.type) or pa.types.is_binary(column.type)
+    ):
+        out.update(_string_stats(present, exact, scaled))
+    if len(present) and (
+        kind in ("categorical", "text", "boolean") or distinct_sample <= CATEGORICAL_MAX_DISTINCT
+    ):
+        out["top_values"] = _top_values(present, exact, scale)
+    return out
+
+
+def _distinct(present: pa.ChunkedArray, in_sample: int, population: int, exact: bool) -> dict[str, Any]:
+    if exact or not len(present):
+        return figure(in_sample, True)
+    # Chao1 with the bias correction: unseen values are inferred from how many were seen once (f1) and twice
+    # (f2).
+    counts = pc.value_counts(present).field("counts").to_numpy()
+    f1, f2 = int((counts == 1).sum()), int((counts == 2).sum())
+    estimate = in_sample + f1 * (f1 - 1) / (2 * (f2 + 1))
+    return figure(
+        int(min(max(estimate, in_sample), population)), False, method="Chao1 estimate from the sample"
+    )
+
+
+def _numeric_stats(
+    present: pa.ChunkedArray, dtype: pa.DataType, kind: str, exact: bool, figures: dict[str, Any], scaled: Any
+) -> dict[str, Any]:
+    values = numeric_values(present)
+    out: dict[str, Any] = {}
+    finite = values[np.isfinite(values)]
+    if kind == "numeric" and pa.types.is_floating(dtype):
+        out["nan"] = scaled(int(np.isnan(values).sum()))
+        out["inf"] = scaled(int(np.isinf(values).sum()))
+    if kind == "numeric":
+        out["zeros"] = scaled(int((values == 0).sum()))
+    not_nan = values[~np.isnan(values)]
+    if "min" in figures and not exact:
+        low, high, bounds_exact = figures.get("min"), figures.get("max"), True
+    elif not_nan.size:
+        (low, high), bounds_exact = _min_max(present), exact
+    else:
+        low, high, bounds_exact = None, None, exact
+    out["min"], out["max"] = figure(_jsonable(low), bounds_exact), figure(_jsonable(high), bounds_exact)
+    if not finite.size:
+        return out
+    quantiles = np.quantile(finite, QUANTILES)
+    mean = float(finite.mean())
+    std = float(finite.std(ddof=1)) if finite.size > 1 else None
+    if kind == "datetime":
+        out["mean"] = figure(_ticks_to_iso(np.array([mean]), dtype)[0], exact)
+        out["quantiles"] = figure(dict(zip(_qnames(), _ticks_to_iso(quantiles, dtype), strict=True)), exact)
+    else:
+        out["mean"] = figure(mean, exact)
+        out["std"] = figure(std, exact)
+        out["quantiles"] = figure({k: float(v) for k, v in zip(_qnames(), quantiles, strict=True)}, exact)
+    if kind != "boolean":
+        out["histogram"] = _histogram(finite, dtype if kind == "datetime" else None, exact)
+    return out
+
+
+def _min_max(present: pa.ChunkedArray) -> tuple[Any, Any]:
+    if pa.types.is_floating(present.type):
+        present = pc.if_else(pc.is_nan(present), pa.scalar(None, present.type), present)
+    result = pc.min_max(present)
+    return result["min"].as_py(), result["max"].as_py()
+
+
+def _qnames() -> list[str]:
+    return [f"p{round(q * 100)}" for q in QUANTILES]
+
+
+def _histogram(finite: np.ndarray, datetime_type: pa.DataType | None, exact: bool) -> dict[str, Any]:
+    low, high = float(finite.min()), float(finite.max())
+    bins = 1 if low == high else HISTOGRAM_BINS
+    counts, edges = np.histogram(
+        finite, bins=bins, range=(low, high) if low < high else (low - 0.5, high + 0.5)
+    )
+    labels: list[Any] = _ticks_to_iso(edges, datetime_type) if datetime_type is not None else edges.tolist()
+    return figure(
+        {"edges": labels, "counts": counts.tolist()}, exact, basis="all rows" if exact else "sample"
+    )
+
+
+def _string_stats(present: pa.ChunkedArray, exact: bool, scaled: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    is_text = pa.types.is_string(present.type)
+    lengths = pc.utf8_length(present) if is_text else pc.binary_length(present)
+    lengths_np = np.asarray(lengths.to_numpy(), dtype=np.float64) if len(present) else np.zeros(0)
+    if lengths_np.size:
+        counts, edges = np.histogram(
+            lengths_np, bins=min(HISTOGRAM_BINS, int(lengths_np.max() - lengths_np.min()) + 1)
+        )
+        out["lengths"] = figure(
+            {
+                "min": int(lengths_np.min()),
+                "mean": float(lengths_np.mean()),
+                "max": int(lengths_np.max()),
+                "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+            },
+            exact,
+        )
+        bounds = pc.min_max(present)
+        out["min"] = figure(_jsonable(bounds["min"].as_py()), exact)
+        out["max"] = figure(_jsonable(bounds["max"].as_py()), exact)
+    if is_text:
+        blank = pc.equal(pc.utf8_trim_whitespace(present), "")
+        out["empty_strings"] = scaled(int(pc.sum(blank).as_py() or 0))
+        numeric = pc.match_substring_regex(present, _NUMBER_PATTERN)
+        out["numeric_strings"] = scaled(int(pc.sum(numeric).as_py() or 0))
+    return out
+
+
+def _top_values(present: pa.ChunkedArray, exact: bool, scale: float) -> dict[str, Any]:
+    counts = pc.value_counts(present)
+    values, freq = counts.field("values"), counts.field("counts").to_numpy()
+    order = np.argsort(-freq, kind="stable")[:TOP_VALUES]
+    items = [
+        {"value": _jsonable(values[int(i)].as_py()), "count": round(int(freq[i]) * scale)} for i in order
+    ]
+    return figure(items, exact)
