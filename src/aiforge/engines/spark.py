@@ -1,0 +1,230 @@
+"""The Spark engine: run a dump's query as Spark SQL and let Spark write the Parquet files.
+
+Spark reads and writes in parallel on its executors, so a dump never passes through this process's memory. The
+session is created on first use (``import aiforge`` never imports pyspark) and reused for the life of the
+process.
+
+* SOURCE ``spark``: the query runs against the session catalog, Hive's when the Hive classes are on the
+  classpath (the warehouse and the Derby metastore live under ``<workspace>/spark`` unless
+  ``AIFORGE_SPARK_WAREHOUSE`` names another folder), else Spark's in-memory catalog.
+* Parquet/CSV files: registered as the temporary view ``source``.
+* Database URLs: refused; reading them from Spark needs JDBC driver jars that are not available offline. Dump
+  them with the local engine, then dump that snapshot's files with the spark engine if needed.
+
+Sampling uses ``DataFrame.sample(fraction, seed)``: also Bernoulli and reproducible for a given seed and
+partitioning, but it draws different random numbers than the local engine, so the two engines keep different
+rows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from aiforge.errors import InvalidInput, QueryError, SourceError, WorkspaceError
+from aiforge.features.sources import Source
+
+__all__ = ["DEFAULT_MASTER", "get_session", "warehouse_dir", "write_parquet"]
+
+DEFAULT_MASTER = "local[*]"
+_LOCK = threading.Lock()
+_SETTINGS = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "2",
+    "spark.driver.memory": "1g",
+    "spark.sql.session.timeZone": "UTC",
+    # Arrow/pyarrow read these as timestamp[us], like the local engine writes; Spark's default INT96 is
+    # legacy.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+
+
+def warehouse_dir(home: Path) -> Path:
+    """The folder for the Spark warehouse and metastore: ``AIFORGE_SPARK_WAREHOUSE`` or ``<home>/spark``.
+
+    Examples
+    --------
+    >>> warehouse_dir(Path("/data/.aiforge")).name  # doctest: +SKIP
+    'spark'
+    """
+    return Path(os.environ.get("AIFORGE_SPARK_WAREHOUSE") or home / "spark").absolute()
+
+
+def get_session(master: str | None = None, *, home: Path | None = None) -> Any:
+    """Return the process's SparkSession, creating it on first use.
+
+    Parameters
+    ----------
+    master : str, optional
+        Spark master URL; default ``local[*]``. A running session with another master is stopped and replaced.
+    home : Path, optional
+        Workspace folder under which the warehouse and metastore go (see :func:`warehouse_dir`); used only
+        when the session is created.
+
+    Examples
+    --------
+    >>> spark = get_session()  # doctest: +SKIP
+    >>> spark.sql("SELECT 1 AS x").collect()  # doctest: +SKIP
+    [Row(x=1)]
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - pyspark is a dependency of the spark extra
+        raise InvalidInput("the spark engine needs PySpark: pip install 'aiforge[spark]'") from exc
+
+    master = master or DEFAULT_MASTER
+    with _LOCK:
+        active = SparkSession.getActiveSession()
+        if active is not None and active.sparkContext.master == master:
+            return active
+        if active is not None:
+            active.stop()
+        base = warehouse_dir(home or Path.cwd() / ".aiforge")
+        builder = SparkSession.builder.master(master).appName("aiforge")
+        for key, value in {
+            **_SETTINGS,
+            "spark.sql.warehouse.dir": str(base / "warehouse"),
+            "spark.hadoop.javax.jdo.option.ConnectionURL": (
+                f"jdbc:derby:;databaseName={base / 'metastore_db'};create=true"
+            ),
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={base}",
+        }.items():
+            builder = builder.config(key, value)
+        try:
+            session = (builder.enableHiveSupport() if _hive_available() else builder).getOrCreate()
+        except Exception as exc:
+            raise SourceError(f"cannot start Spark with master {master!r}: {_first_line(exc)}") from exc
+        session.sparkContext.setLogLevel("ERROR")
+        return session
+
+
+def write_parquet(
+    source: Source,
+    query: str | None,
+    data_dir: Path,
+    *,
+    master: str | None = None,
+    sample: tuple[float, int] | None = None,
+    home: Path | None = None,
+) -> None:
+    """Run ``query`` with Spark and write its result as ``data_dir/part-00000.parquet``, ``part-00001...``.
+
+    Parameters
+    ----------
+    source : Source
+        ``spark`` (the session catalog) or ``files``.
+    query : str, optional
+        Spark SQL. Required for ``spark``; for files the data is the view ``source`` (default: every row).
+    data_dir : Path
+        Must not exist yet; created with only the part files (Spark's ``_SUCCESS`` and ``.crc`` files are
+        removed).
+    master : str, optional
+        Spark master URL (default ``local[*]``).
+    sample : (fraction, seed), optional
+        Bernoulli sample with ``DataFrame.sample``.
+    home : Path, optional
+        The workspace folder (for the warehouse, see :func:`warehouse_dir`).
+
+    Raises
+    ------
+    InvalidInput, QueryError, SourceError, WorkspaceError
+
+    Examples
+    --------
+    >>> from aiforge.features.sources import parse_source
+    >>> write_parquet(parse_source("events/*.parquet"), None, Path("/tmp/out/data"))  # doctest: +SKIP
+    """
+    if source.is_database:
+        raise InvalidInput(
+            f"the spark engine cannot read {source.redacted}: reading databases from Spark needs JDBC "
+            "driver jars that are not available offline; dump it with --engine local instead"
+        )
+    if source.kind == "spark" and (query is None or not query.strip()):
+        raise InvalidInput(
+            "a query is required to dump from the Spark catalog; pass --query 'SELECT ... FROM table'"
+        )
+    from pyspark.errors import AnalysisException, PySparkException
+
+    spark = get_session(master, home=home)
+    query = query if query and query.strip() else "SELECT * FROM source"
+    if source.kind == "files":
+        try:
+            if source.format == "parquet":
+                frame = spark.read.parquet(*source.paths)
+            else:
+                frame = spark.read.csv(list(source.paths), header=True, inferSchema=True)
+            frame.createOrReplaceTempView("source")
+        except Exception as exc:
+            raise SourceError(
+                f"cannot read {source.format} file(s) {source.redacted}: {_first_line(exc)}; "
+                f"check that the files are readable and really are {source.format}"
+            ) from exc
+    try:
+        frame = spark.sql(query)
+        if sample is not None:
+            frame = frame.sample(withReplacement=False, fraction=sample[0], seed=sample[1])
+    except AnalysisException as exc:
+        raise QueryError(_first_line(exc), query) from exc
+    except PySparkException as exc:
+        raise QueryError(_first_line(exc), query) from exc
+    out = data_dir.parent / "spark-out"
+    try:
+        frame.write.mode("error").parquet(str(out), compression="zstd")
+    except Exception as exc:
+        message = _first_line(exc)
+        if re.search(r"No space left|Permission denied|Read-only file system|Disk quota", message):
+            raise WorkspaceError(f"cannot write the snapshot files in {out.parent}: {message}") from exc
+        if isinstance(exc, AnalysisException):
+            raise QueryError(message, query) from exc
+        raise SourceError(f"Spark failed while running the dump of {source.redacted}: {message}") from exc
+    finally:
+        if source.kind == "files":
+            spark.catalog.dropTempView("source")
+    _collect_parts(out, data_dir)
+
+
+def _collect_parts(out: Path, data_dir: Path) -> None:
+    """Rename Spark's ``part-00003-<uuid>-c000.zstd.parquet`` files to ``part-NNNNN.parquet`` in task order.
+
+    Files without rows (Spark writes one to carry the schema of an empty result) are dropped.
+    """
+    import pyarrow.parquet as pq
+
+    parts = sorted(out.glob("part-*.parquet"), key=lambda p: (_task_number(p.name), p.name))
+    parts = [p for p in parts if pq.ParquetFile(p).metadata.num_rows > 0]
+    data_dir.mkdir(parents=True)
+    for index, part in enumerate(parts):
+        os.rename(part, data_dir / f"part-{index:05d}.parquet")
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def _task_number(name: str) -> int:
+    match = re.match(r"part-(\d+)", name)
+    return int(match[1]) if match else 0
+
+
+def _hive_available() -> bool:
+    """True when the Hive classes ship with this Spark (the pip package includes them)."""
+    try:
+        import pyspark
+    except ImportError:  # pragma: no cover
+        return False
+    jars = Path(pyspark.__file__).parent / "jars"
+    return any(jars.glob("hive-exec-*.jar")) or bool(os.environ.get("SPARK_HOME"))
+
+
+def _first_line(exc: BaseException) -> str:
+    """The useful part of a Spark/Py4J error: the message without the JVM stack trace."""
+    text = str(exc)
+    text = re.sub(r"^An error occurred while calling \S+\.\s*:\s*", "", text.strip())
+    text = re.sub(r"^\S*(?:SparkException|Exception):\s*", "", text)
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

@@ -1,0 +1,109 @@
+"""The local engine: Arrow batches straight from each driver, bounded batch sizes, errors sorted by cause."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from aiforge.engines.local import open_stream
+from aiforge.errors import InvalidInput, QueryError, SourceError
+from aiforge.features.sources import parse_source
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _read(source: str, query: str | None = None, **kwargs: object) -> tuple[pa.Table, list[int]]:
+    with open_stream(parse_source(source), query, **kwargs) as stream:  # type: ignore[arg-type]
+        batches = list(stream.batches)
+        return pa.Table.from_batches(batches, stream.schema), [b.num_rows for b in batches]
+
+
+def test_files_stream_in_bounded_batches(tmp_path: Path) -> None:
+    table = pa.table({"a": pa.array(range(2500), pa.int64()), "b": [f"v{i}" for i in range(2500)]})
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=700)
+    result, sizes = _read(str(tmp_path / "t.parquet"), "SELECT * FROM source ORDER BY a", batch_rows=1000)
+    assert result.equals(table)
+    assert sum(sizes) == 2500 and max(sizes) <= 1000 and len(sizes) >= 3
+
+
+@pytest.mark.postgres
+def test_postgres_types_and_numeric_unwrapped() -> None:
+    query = "SELECT g::bigint AS id, (g * 0.5)::numeric(10, 1) AS n, g % 2 = 0 AS even"
+    query += " FROM generate_series(1, 3) g"
+    table, _ = _read(PG_URL, query)
+    assert table.schema == pa.schema([("id", pa.int64()), ("n", pa.string()), ("even", pa.bool_())])
+    assert table.to_pydict() == {"id": [1, 2, 3], "n": ["0.5", "1.0", "1.5"], "even": [False, True, False]}
+
+
+@pytest.mark.postgres
+def test_postgres_large_result_arrives_in_many_batches() -> None:
+    # ~40 MB of text: ADBC cuts the COPY stream into batches of about 16 MB
+    _, sizes = _read(PG_URL, "SELECT g, repeat(md5(g::text), 4) AS h FROM generate_series(1, 300000) g")
+    assert sum(sizes) == 300000 and len(sizes) > 1
+
+
+@pytest.mark.mysql
+def test_mysql_stream() -> None:
+    table, _ = _read("mysql://root@127.0.0.1:3306/test", "SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, NULL")
+    assert table.to_pydict() == {"a": [1, 2], "b": ["x", None]}
+
+
+def test_mysql_unreachable_fails_fast() -> None:
+    start = time.monotonic()
+    with pytest.raises(
+        SourceError, match=r"^cannot connect to mysql://root@127\.0\.0\.1:1/test: 127\.0\.0\.1:1: "
+    ):
+        _read("mysql://root:pw@127.0.0.1:1/test", "SELECT 1")
+    assert time.monotonic() - start < 10  # not ConnectorX's 30 s of retries; a sanity bound, not a benchmark
+
+
+def test_sqlite_is_opened_read_only(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER)")
+        conn.execute("INSERT INTO t VALUES (1)")
+    conn.close()
+    with pytest.raises(QueryError, match="readonly database"):
+        _read(f"sqlite:///{db}", "DELETE FROM t")
+    assert _read(f"sqlite:///{db}", "SELECT * FROM t")[0].to_pydict() == {"a": [1]}
+
+
+def test_duckdb_is_opened_read_only(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS a")
+    with pytest.raises(QueryError, match="read-only"):
+        _read(f"duckdb:///{db}", "DELETE FROM t")
+    assert _read(f"duckdb:///{db}", "SELECT * FROM t")[0].to_pydict() == {"a": [1]}
+
+
+def test_missing_duckdb_file(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"^DuckDB database file not found: .*nope\.duckdb"):
+        _read(f"duckdb:///{tmp_path}/nope.duckdb", "SELECT 1")
+    assert not (tmp_path / "nope.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "query", "message"),
+    [
+        (PG_URL, None, r"^a query is required to dump from postgresql://postgres@127\.0\.0\.1:5432/test"),
+        ("spark", "SELECT 1", r"^SOURCE 'spark' \(the Spark/Hive catalog\) needs --engine spark"),
+    ],
+)
+def test_invalid_requests(source: str, query: str | None, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        open_stream(parse_source(source), query)
+
+
+def test_query_error_is_one_line_with_the_query(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "t.parquet")
+    with pytest.raises(QueryError) as info:
+        _read(str(tmp_path / "t.parquet"), "SELEC a FROM source")
+    assert info.value.message == 'Parser Error: syntax error at or near "SELEC"'
+    assert str(info.value) == 'Parser Error: syntax error at or near "SELEC"\n  query: SELEC a FROM source'
