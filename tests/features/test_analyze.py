@@ -369,3 +369,19 @@ def test_cli_analyze_errors(tmp_path: Path, workspace):
     assert result.exit_code == 1
     assert "Error: snapshot 'ghost' not found" in result.stderr
     assert workspace.list_reports() == []
+
+
+def test_scatter_offers_the_most_informative_columns_first_and_constants_last() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2_000)
+    table = pa.table(
+        {
+            "const": np.zeros(2_000),
+            "noise": rng.normal(size=2_000),
+            "signal": y + rng.normal(scale=0.3, size=2_000),
+            "y": y,
+        }
+    )
+    order = list(analyze(table, label="y")._scatter["columns"])
+    assert order[0] == "signal"
+    assert order[-1] == "const"

@@ -314,15 +314,31 @@ def analyze(
             "leak_scores": {name: {**score, "exact": sample.exact} for name, score in leaks.items()},
             "issues": issues,
         }
-        scatter = _scatter_rows(table, columns, label, seed)
+        scatter = _scatter_rows(table, columns, label, seed, leaks)
         bar.advance()
     return Report(_clean(stats), scatter)
 
 
 def _scatter_rows(
-    table: pa.Table, columns: list[dict[str, Any]], label: str | None, seed: int
+    table: pa.Table,
+    columns: list[dict[str, Any]],
+    label: str | None,
+    seed: int,
+    leaks: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """At most 5,000 seeded rows of the plottable columns, for the Dive-like scatter."""
+    """At most 5,000 seeded rows of the plottable columns, for the Dive-like scatter.
+
+    Columns come most useful first, since the page plots the first two: those that tell the most about the label
+    on held-out rows, and constant columns last.
+    """
+    leaks = leaks or {}
+
+    def usefulness(stats: dict[str, Any]) -> tuple[bool, float]:
+        score = leaks.get(stats["name"], {})
+        gain = float(score.get("score", 0.0)) - float(score.get("baseline", 0.0))
+        return stats["distinct"]["value"] <= 1, -gain
+
+    columns = sorted(columns, key=usefulness)
     rows = table.num_rows
     pick = np.sort(
         np.random.default_rng(seed + 1).choice(rows, size=min(rows, SCATTER_POINTS), replace=False)
