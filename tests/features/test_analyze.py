@@ -284,8 +284,19 @@ def test_errors_are_clear(tmp_path: Path, workspace):
         analyze(table, label="nope")
     with pytest.raises(SnapshotNotFound, match=r"snapshot 'ghost' not found"):
         analyze("ghost", workspace=workspace)
-    with pytest.raises(UnknownSource, match=r"no file matches .*missing/x.parquet"):
+    with pytest.raises(
+        UnknownSource,
+        match=r"no Parquet/CSV file matches .*missing/x.parquet'; give an existing file, folder or glob "
+        r"or a snapshot NAME@vN$",
+    ):
         analyze(str(tmp_path / "missing" / "x.parquet"))
+    (tmp_path / "stats.json").write_text("{}")
+    with pytest.raises(UnknownSource, match=r"cannot tell the format of .*stats.json': expected a Parquet"):
+        analyze(str(tmp_path / "stats.json"))
+    with pytest.raises(
+        InvalidInput, match=r"^analyze reads snapshots and Parquet/CSV files, not 'postgresql://ana@db/shop'; dump"
+    ):
+        analyze("postgresql://ana:pw@db/shop")
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"this is not parquet")
     with pytest.raises(SourceError, match=r"cannot read Parquet file .*bad.parquet"):

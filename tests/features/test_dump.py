@@ -299,7 +299,7 @@ def test_unknown_scheme(workspace, nothing_written) -> None:
 
 
 def test_path_matching_nothing(workspace, tmp_path, nothing_written) -> None:
-    with pytest.raises(UnknownSource, match=r"path or glob matches no file"):
+    with pytest.raises(UnknownSource, match=r"no Parquet/CSV file matches"):
         dump(str(tmp_path / "nothing-*.parquet"), name="x", workspace=workspace)
     nothing_written(workspace)
 
@@ -416,7 +416,7 @@ def test_cli_dump_list_show_rm(workspace, parquet_files) -> None:
             ["dump", "oracle://u:pw@db/x", "-n", "x", "-q", "SELECT 1"],
             "Error: unsupported source scheme 'oracle://'",
         ),
-        (["dump", "nothing.parquet", "-n", "x"], "Error: SOURCE 'nothing.parquet' is not a supported URL"),
+        (["dump", "nothing.parquet", "-n", "x"], "Error: no Parquet/CSV file matches 'nothing.parquet'"),
         (
             ["dump", "postgresql://u:pw@db/x", "-n", "x"],
             "Error: a query is required to dump from postgresql://u@db/x",

@@ -96,7 +96,9 @@ def test_malformed_urls(url: str, message: str) -> None:
 
 def test_missing_path() -> None:
     with pytest.raises(
-        UnknownSource, match=r"^SOURCE 'nope/\*\.parquet' is not a supported URL and the path"
+        UnknownSource,
+        match=r"^no Parquet/CSV file matches 'nope/\*\.parquet'; give an existing file, folder or glob; "
+        r"or give a database URL \(postgresql://, postgres://, mysql://, sqlite://, duckdb://\)$",
     ):
         parse_source("nope/*.parquet")
 

@@ -12,7 +12,6 @@ so only a few row groups are ever decoded. Block sampling is only as good as the
 
 from __future__ import annotations
 
-import glob as globlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -24,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from aiforge.errors import EmptyResult, InvalidInput, SourceError, UnknownSource
+from aiforge.errors import EmptyResult, InvalidInput, SourceError
+from aiforge.features.sources import parse_files, redact
 
 __all__ = ["Source", "clustering_warnings", "draw_sample", "exact_figures", "open_source"]
 
@@ -48,15 +48,13 @@ class Source:
     blocks: list[tuple[int, int, int]] = field(default_factory=list)
 
 
-def _is_file_like(data: str) -> list[str]:
-    path = Path(data).expanduser()
-    if path.is_dir():
-        return sorted(str(p) for p in path.rglob("*") if p.suffix in (".parquet", ".pq", ".csv", ".tsv"))
-    if path.is_file():
-        return [str(path)]
-    if any(ch in data for ch in "*?["):
-        return sorted(globlib.glob(os.path.expanduser(data), recursive=True))
-    return []
+def _looks_like_files(data: str) -> bool:
+    """A string names files (not a snapshot) when it exists on disk or has a path separator, glob or file suffix."""
+    return (
+        Path(data).expanduser().exists()
+        or any(ch in data for ch in "/\\*?[")
+        or Path(data).suffix.lower() in (".parquet", ".pq", ".parq", ".csv", ".tsv", ".txt", ".gz", ".json")
+    )
 
 
 def open_source(data: Any, workspace: Any = None) -> Source:
@@ -83,17 +81,16 @@ def open_source(data: Any, workspace: Any = None) -> Source:
             "or NAME@vN), "
             "a Snapshot, a Parquet/CSV path or glob, a pyarrow.Table or a pandas DataFrame"
         )
-    files = _is_file_like(data)
-    if files:
-        subject = Path(data).name if len(files) == 1 else Path(data).name.replace("*", "all")
-        csv = [f for f in files if f.endswith((".csv", ".tsv", ".csv.gz"))]
-        if csv and len(csv) == len(files):
-            return _from_csv(files, subject)
-        return _from_parquet(files, subject)
-    if any(ch in data for ch in "/\\*?") or data.endswith((".parquet", ".pq", ".csv", ".tsv")):
-        raise UnknownSource(
-            f"no file matches {data!r}: pass an existing Parquet/CSV path or glob, or a snapshot NAME@vN"
+    if "://" in data:
+        raise InvalidInput(
+            f"analyze reads snapshots and Parquet/CSV files, not {redact(data)!r}; "
+            "dump the query into a snapshot first with `aiforge dump`, then analyze the snapshot"
         )
+    if _looks_like_files(data):
+        found = parse_files(data, hint=" or a snapshot NAME@vN")  # the same rules and errors as DUMP
+        files = list(found.paths)
+        subject = Path(data).name if len(files) == 1 else Path(data).name.replace("*", "all")
+        return _from_csv(files, subject) if found.format == "csv" else _from_parquet(files, subject)
     snapshot = (workspace or Workspace()).get_snapshot(data)
     return _from_parquet([str(f) for f in snapshot.files], snapshot.ref)
 

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 from aiforge.errors import InvalidInput, UnknownSource
 
-__all__ = ["SCHEMES", "Source", "parse_source", "redact"]
+__all__ = ["SCHEMES", "Source", "parse_files", "parse_source", "redact"]
 
 SourceKind = Literal["postgresql", "mysql", "sqlite", "duckdb", "files", "spark"]
 
@@ -132,7 +132,8 @@ def parse_source(source: str | os.PathLike[str]) -> Source:
         return Source("spark", "spark", "spark")
     match = _SCHEME.match(text)
     if match is None:
-        return _files(text)
+        urls = ", ".join(s + "://" for s in SCHEMES)
+        return parse_files(text, hint=f"; or give a database URL ({urls})")
     scheme = match["scheme"].lower()
     kind = SCHEMES.get(scheme)
     if kind is None:
@@ -161,7 +162,23 @@ def parse_source(source: str | os.PathLike[str]) -> Source:
     return Source(kind, text, redact(text))
 
 
-def _files(text: str) -> Source:
+def parse_files(text: str, *, hint: str = "") -> Source:
+    """Resolve a Parquet/CSV path, folder or glob into a ``files`` :class:`Source` (sorted, absolute paths).
+
+    Raises
+    ------
+    UnknownSource
+        Nothing matches, or a matched file is neither Parquet nor CSV. ``hint`` is appended to the message.
+    InvalidInput
+        The files mix Parquet and CSV.
+
+    Examples
+    --------
+    >>> parse_files("/no/such/*.parquet")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    aiforge.errors.UnknownSource: no Parquet/CSV file matches '/no/such/*.parquet'; give an existing file, ...
+    """
     path = Path(text).expanduser()
     if path.is_dir():
         found = [str(p) for p in sorted(path.rglob("*")) if p.is_file() and _format_of(p.name)]
@@ -170,11 +187,10 @@ def _files(text: str) -> Source:
     else:
         found = [str(path)] if path.is_file() else []
     if not found:
-        what = "folder has no Parquet/CSV files" if path.is_dir() else "path or glob matches no file"
-        raise UnknownSource(
-            f"SOURCE {text!r} is not a supported URL and the {what}; give a database URL "
-            f"({', '.join(s + '://' for s in SCHEMES)}) or existing Parquet/CSV files"
+        where = f"the folder {text!r} has no Parquet/CSV files" if path.is_dir() else (
+            f"no Parquet/CSV file matches {text!r}"
         )
+        raise UnknownSource(f"{where}; give an existing file, folder or glob{hint}")
     formats = {_format_of(p) for p in found}
     if None in formats:
         bad = next(p for p in found if _format_of(p) is None)
