@@ -478,3 +478,16 @@ def test_real_write_failure_is_a_workspace_error(workspace, tmp_path, nothing_wr
     assert result.stdout.startswith(f"cannot write the snapshot files in {workspace.home}: [Errno 27]")
     assert "File too large" in result.stdout
     nothing_written(workspace)
+
+
+def test_queries_on_parquet_see_nan_values(workspace, tmp_path) -> None:
+    # Parquet statistics carry no NaN; DuckDB 2.0 folds isnan() to false from them unless told not to
+    values = np.arange(10, dtype=float)
+    values[3] = np.nan
+    pq.write_table(pa.table({"id": np.arange(10), "x": values}), tmp_path / "nan.parquet")
+    snap = dump(str(tmp_path / "nan.parquet"), query="SELECT id FROM source WHERE isnan(x)", name="nan",
+                workspace=workspace)
+    assert snap.to_arrow().column("id").to_pylist() == [3]
+    counted = dump(str(tmp_path / "nan.parquet"), query="SELECT sum(isnan(x)::INT) AS n FROM source", name="n",
+                   workspace=workspace)
+    assert counted.to_arrow().column("n").to_pylist() == [1]

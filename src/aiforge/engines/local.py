@@ -32,7 +32,7 @@ import pyarrow as pa
 from aiforge.errors import InvalidInput, QueryError, SourceError
 from aiforge.features.sources import Source
 
-__all__ = ["BatchStream", "open_stream"]
+__all__ = ["BatchStream", "connect_duckdb", "open_stream"]
 
 DEFAULT_BATCH_ROWS = 65_536
 _CONNECT_TIMEOUT_S = 5.0
@@ -276,6 +276,41 @@ def _duckdb_stream(source: Source, con: Any, query: str, batch_rows: int) -> Bat
     return _stream(reader, classify)
 
 
+def connect_duckdb(
+    path: str = ":memory:", *, read_only: bool = False, memory_limit: str | None = None, temp_dir: Any = None
+) -> Any:
+    """A DuckDB connection set up the way every part of aiforge needs it: the one place that calls duckdb.connect.
+
+    Parquet statistics do not record NaN, and DuckDB 2.0 folds ``isnan(x)`` (and filters on it) to false from
+    them, silently losing rows; with ``filter_pushdown`` and ``statistics_propagation`` off it reads the values.
+    Row-group skipping on selective filters is the price.
+
+    Parameters
+    ----------
+    path : str, default ':memory:'
+        A DuckDB database file, or in-memory.
+    read_only : bool, default False
+    memory_limit : str, optional
+        DuckDB's ``memory_limit`` (for example ``'512MB'``); beyond it DuckDB spills to ``temp_dir``.
+    temp_dir : path, optional
+        Where DuckDB spills.
+
+    Examples
+    --------
+    >>> connect_duckdb().execute("SELECT isnan('nan'::DOUBLE)").fetchone()
+    (True,)
+    """
+    import duckdb
+
+    con = duckdb.connect(path, read_only=read_only)
+    con.execute("SET disabled_optimizers = 'filter_pushdown,statistics_propagation'")
+    if memory_limit is not None:
+        con.execute(f"SET memory_limit = '{_sql_string(memory_limit)}'")
+    if temp_dir is not None:
+        con.execute(f"SET temp_directory = '{_sql_string(str(temp_dir))}'")
+    return con
+
+
 def _configure(con: Any, temp_dir: Any) -> None:
     con.execute("SET threads = 2")
     con.execute("SET memory_limit = '512MB'")
@@ -294,7 +329,7 @@ def _duckdb_file(source: Source, query: str, batch_rows: int, temp_dir: Any) -> 
             "use duckdb:///relative.duckdb or duckdb:////absolute/path.duckdb"
         )
     try:
-        con = duckdb.connect(path, read_only=True)
+        con = connect_duckdb(path, read_only=True)
     except duckdb.Error as exc:
         raise SourceError(f"cannot open DuckDB database {path}: {_message(source, exc)}") from exc
     try:
@@ -308,7 +343,7 @@ def _duckdb_file(source: Source, query: str, batch_rows: int, temp_dir: Any) -> 
 def _files(source: Source, query: str, batch_rows: int, temp_dir: Any) -> Iterator[BatchStream]:
     import duckdb
 
-    con = duckdb.connect(":memory:")
+    con = connect_duckdb()
     try:
         _configure(con, temp_dir)
         files = ", ".join(f"'{_sql_string(p)}'" for p in source.paths)

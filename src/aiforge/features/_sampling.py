@@ -106,8 +106,10 @@ def _from_table(table: pa.Table, subject: str) -> Source:
 def _from_csv(files: list[str], subject: str) -> Source:
     import duckdb
 
+    from aiforge.engines.local import connect_duckdb
+
     try:
-        table = duckdb.read_csv(files).arrow()
+        table = connect_duckdb().read_csv(files).arrow()
     except duckdb.Error as exc:
         raise SourceError(f"cannot read CSV {subject} ({', '.join(files[:3])}): {exc}") from exc
     if isinstance(table, pa.RecordBatchReader):
@@ -210,6 +212,8 @@ def _parquet_figures(source: Source) -> dict[str, dict[str, Any]]:
 def _duckdb_pass(source: Source, names: list[str]) -> dict[str, dict[str, Any]]:
     import duckdb
 
+    from aiforge.engines.local import connect_duckdb
+
     parts: list[str] = []
     for name in names:
         quoted = '"' + name.replace('"', '""') + '"'
@@ -224,7 +228,7 @@ def _duckdb_pass(source: Source, names: list[str]) -> dict[str, dict[str, Any]]:
             parts += [f"min({value})", f"max({value})"]
     try:
         row = (
-            duckdb.connect()
+            connect_duckdb()
             .execute(f"SELECT {', '.join(parts)} FROM read_parquet(?)", [source.files])
             .fetchone()
         )
