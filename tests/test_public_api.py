@@ -11,9 +11,10 @@ import aiforge
 def test_public_names_are_pinned() -> None:
     assert sorted(aiforge.__all__) == sorted(
         [
-            "AiforgeError", "ColumnNotFound", "EmptyResult", "InvalidInput", "NotFittedError", "NotFound",
-            "QueryError", "Report", "ServiceError", "Snapshot", "SnapshotNotFound", "SourceError", "UnknownSource",
-            "Workspace", "WorkspaceError", "__version__", "analyze", "dump",
+            "AiforgeError", "ColumnNotFound", "EmptyResult", "FeatureSnapshot", "InvalidInput",
+            "NotFittedError", "NotFound", "QueryError", "Report", "ServiceError", "Snapshot",
+            "SnapshotNotFound", "SourceError", "Transform", "UnknownSource", "Workspace", "WorkspaceError",
+            "__version__", "analyze", "batch", "dump",
         ]
     )
     for name in aiforge.__all__:

@@ -5,6 +5,7 @@ The public API; everything else is an implementation detail::
     import aiforge
     snap = aiforge.dump("postgresql://localhost/shop", query="SELECT * FROM orders", name="orders")
     report = aiforge.analyze(snap, label="returned")
+    features = aiforge.batch("features.yaml")      # feature vectors + transform.json for serving
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from aiforge.errors import (
     WorkspaceError,
 )
 from aiforge.features.analyze import Report, analyze
+from aiforge.features.batch import FeatureSnapshot, batch
 from aiforge.features.dump import dump
+from aiforge.features.transform import Transform
 from aiforge.workspace import Snapshot, Workspace
 
 __all__ = [
     "AiforgeError",
     "ColumnNotFound",
     "EmptyResult",
+    "FeatureSnapshot",
     "InvalidInput",
     "NotFittedError",
     "NotFound",
@@ -41,10 +45,12 @@ __all__ = [
     "Snapshot",
     "SnapshotNotFound",
     "SourceError",
+    "Transform",
     "UnknownSource",
     "Workspace",
     "WorkspaceError",
     "__version__",
     "analyze",
+    "batch",
     "dump",
 ]

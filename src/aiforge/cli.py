@@ -148,6 +148,44 @@ def dump(
         )
 
 
+# -- batch ----------------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def batch(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="The feature spec (YAML): input, drop rules, features, split, output.")],
+    engine: Annotated[EngineName, typer.Option("--engine", help="Where the job runs.")] = EngineName.local,
+    master: Annotated[
+        str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]).")
+    ] = None,
+    sample: Annotated[
+        int | None, typer.Option("--sample", min=1, help="Use only the first N rows of the input snapshot.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the feature snapshot summary as JSON.")] = False,
+) -> None:
+    """Build a feature snapshot from a spec: drop bad rows, fit on the train split, transform every row.
+
+    The fitted statistics are saved as transform.json beside the features, for serving.
+
+    Example: aiforge batch features.yaml --engine spark
+    """
+    from aiforge.features.batch import batch as run_batch
+
+    features = run_batch(
+        spec, engine=engine.value, master=master, sample=sample, workspace=_workspace(ctx), progress=not as_json
+    )
+    if as_json:
+        _print_json({**features.summary(), "splits": features.manifest.get("splits"), "dropped": features.dropped})
+        return
+    splits = ", ".join(f"{k} {v:,}" for k, v in (features.manifest.get("splits") or {}).items())
+    typer.echo(
+        f"{features.ref}: {features.rows:,} rows x {len(features.feature_names)} features ({splits}) -> {features.path}"
+    )
+    for rule in features.dropped:
+        typer.echo(f"  dropped {rule.get('rows', 0):,} rows: {rule.get('rule')}")
+
+
 # -- snapshots ------------------------------------------------------------------------------------------------------
 
 
