@@ -42,6 +42,9 @@ def record(section: str, body: str) -> None:
     )
     text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n"
     pattern = re.compile(rf"<!-- {re.escape(section)}:start -->.*?<!-- {re.escape(section)}:end -->", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:  # a new section gets its own heading
+        text = text.rstrip() + f"\n\n## {section.upper()}\n\n" + block + "\n"
     DOCS.write_text(text, encoding="utf-8")
     print(f"recorded in {DOCS}")

@@ -89,10 +89,14 @@ def open_stream(
 
     Examples
     --------
+    >>> import os, tempfile
+    >>> import pyarrow.parquet as pq
     >>> from aiforge.features.sources import parse_source
-    >>> with open_stream(parse_source("data/*.parquet"), "SELECT count(*) AS n FROM source") as stream:  #
-    doctest: +SKIP
-    ...     table = pa.Table.from_batches(list(stream.batches), stream.schema)
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.parquet")
+    >>> pq.write_table(pa.table({"x": [1, 2, 3]}), path)
+    >>> with open_stream(parse_source(path), "SELECT count(*) AS n FROM source") as stream:
+    ...     pa.Table.from_batches(list(stream.batches), stream.schema).column("n").to_pylist()
+    [3]
     """
     if source.kind == "spark":
         raise InvalidInput("SOURCE 'spark' (the Spark/Hive catalog) needs --engine spark")
