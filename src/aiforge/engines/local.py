@@ -120,6 +120,18 @@ def open_stream(
 # -- helpers -------------------------------------------------------------------------------------------------
 
 
+def _database_errors(source: Source, query: str) -> Callable[[BaseException], Exception]:
+    """How a database driver's error mid-stream maps to ours: a lost connection, or the query's own error."""
+
+    def classify(exc: BaseException) -> Exception:
+        message = _message(source, exc)
+        if _LOST.search(message):
+            return SourceError(f"lost the connection to {source.redacted} while reading: {message}")
+        return QueryError(message, query)
+
+    return classify
+
+
 def _stream(reader: pa.RecordBatchReader, classify: Callable[[BaseException], Exception]) -> BatchStream:
     """Wrap ``reader`` for the writer.
 
@@ -184,11 +196,7 @@ def _probe(source: Source, default_port: int) -> None:
 def _adbc(source: Source, query: str, connect: Callable[[], Any]) -> Iterator[BatchStream]:
     import adbc_driver_manager
 
-    def classify(exc: BaseException) -> Exception:
-        message = _message(source, exc)
-        if _LOST.search(message):
-            return SourceError(f"lost the connection to {source.redacted} while reading: {message}")
-        return QueryError(message, query)
+    classify = _database_errors(source, query)
 
     try:
         conn = connect()
@@ -249,11 +257,7 @@ def _mysql(source: Source, query: str, batch_rows: int, temp_dir: Any) -> Iterat
             raise _unreachable(source, exc) from exc
         raise QueryError(re.sub(r"^MySqlError \{ (.*) \}$", r"\1", message), query) from exc
 
-    def classify(exc: BaseException) -> Exception:
-        message = _message(source, exc)
-        if _LOST.search(message):
-            return SourceError(f"lost the connection to {source.redacted} while reading: {message}")
-        return QueryError(message, query)
+    classify = _database_errors(source, query)
 
     try:
         yield _stream(reader, classify)
