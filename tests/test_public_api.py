@@ -12,9 +12,9 @@ def test_public_names_are_pinned() -> None:
     assert sorted(aiforge.__all__) == sorted(
         [
             "AiforgeError", "ColumnNotFound", "EmptyResult", "FeatureSnapshot", "InvalidInput",
-            "NotFittedError", "NotFound", "QueryError", "Report", "ServiceError", "Snapshot",
-            "SnapshotNotFound", "SourceError", "Transform", "UnknownSource", "Workspace", "WorkspaceError",
-            "__version__", "analyze", "batch", "dump",
+            "MultiSplitVote", "NotFittedError", "NotFound", "PICO", "QueryError", "Report", "ServiceError",
+            "Snapshot", "SnapshotNotFound", "SourceError", "SplitTrainCheck", "Transform", "UnknownSource",
+            "Workspace", "WorkspaceError", "__version__", "analyze", "batch", "clean", "dump",
         ]
     )
     for name in aiforge.__all__:
@@ -30,6 +30,16 @@ def test_public_objects_claim_their_public_module() -> None:
 
 
 def test_importing_aiforge_does_not_start_heavy_machinery() -> None:
-    code = "import sys, aiforge; print(','.join(m for m in ('pyspark', 'plotly', 'pandas') if m in sys.modules))"
+    code = (
+        "import sys, aiforge; "
+        "print(','.join(m for m in ('pyspark', 'pandas', 'sklearn', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    import pytest
+
+    with pytest.raises(AttributeError, match="module 'aiforge' has no attribute 'nope'"):
+        aiforge.nope  # noqa: B018

@@ -6,9 +6,12 @@ The public API; everything else is an implementation detail::
     snap = aiforge.dump("postgresql://localhost/shop", query="SELECT * FROM orders", name="orders")
     report = aiforge.analyze(snap, label="returned")
     features = aiforge.batch("features.yaml")      # feature vectors + transform.json for serving
+    cleaned = aiforge.clean(snap, label="returned")  # PICO label-noise correction -> a new snapshot
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from aiforge._version import __version__
 from aiforge.errors import (
@@ -31,12 +34,29 @@ from aiforge.features.dump import dump
 from aiforge.features.transform import Transform
 from aiforge.workspace import Snapshot, Workspace
 
+if TYPE_CHECKING:
+    from aiforge.labels import PICO, MultiSplitVote, SplitTrainCheck, clean
+
+# CLEAN needs scikit-learn and pandas; they load on first use, so `import aiforge` stays quick.
+_LAZY = {"PICO": "aiforge.labels", "MultiSplitVote": "aiforge.labels", "SplitTrainCheck": "aiforge.labels",
+         "clean": "aiforge.labels"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'aiforge' has no attribute {name!r}")
+
 __all__ = [
+    "PICO",
     "AiforgeError",
     "ColumnNotFound",
     "EmptyResult",
     "FeatureSnapshot",
     "InvalidInput",
+    "MultiSplitVote",
     "NotFittedError",
     "NotFound",
     "QueryError",
@@ -45,6 +65,7 @@ __all__ = [
     "Snapshot",
     "SnapshotNotFound",
     "SourceError",
+    "SplitTrainCheck",
     "Transform",
     "UnknownSource",
     "Workspace",
@@ -52,5 +73,6 @@ __all__ = [
     "__version__",
     "analyze",
     "batch",
+    "clean",
     "dump",
 ]

@@ -186,6 +186,60 @@ def batch(
         typer.echo(f"  dropped {rule.get('rows', 0):,} rows: {rule.get('rule')}")
 
 
+# -- clean ----------------------------------------------------------------------------------------------------------
+
+
+class CleanMethod(StrEnum):
+    pico = "pico"
+    vote = "vote"
+    split = "split"
+
+
+@app.command()
+def clean(
+    ctx: typer.Context,
+    snapshot: Annotated[str, typer.Argument(help="The snapshot to clean: NAME or NAME@vN.")],
+    label: Annotated[str, typer.Option("--label", "-l", help="The label column to correct.")],
+    features: Annotated[
+        str | None,
+        typer.Option("--features", "-f", help="Comma-separated feature columns [default: numeric, not ids]."),
+    ] = None,
+    method: Annotated[
+        CleanMethod, typer.Option("--method", help="pico, or the simpler vote/split.")
+    ] = CleanMethod.pico,
+    checker: Annotated[
+        str | None, typer.Option("--checker", help="knn (default), logreg, forest, hgb, nb, ensemble or text.")
+    ] = None,
+    out: Annotated[str | None, typer.Option("--out", "-o", help="Output snapshot name [default: NAME_clean].")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the splits.")] = 0,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", min=1, help="Processes training checkers.")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report summary as JSON.")] = False,
+) -> None:
+    """Find and correct noisy labels; write a new snapshot (given labels kept in label_given) and a report.
+
+    Example: aiforge clean digits --label label --method pico
+    """
+    from aiforge.labels import clean as run_clean
+
+    columns = [c.strip() for c in features.split(",") if c.strip()] if features else None
+    result = run_clean(
+        snapshot, label=label, features=columns, method=method.value, checker=checker, out=out,
+        workspace=_workspace(ctx), seed=seed, n_jobs=n_jobs, progress=not as_json,
+    )
+    report = result.report
+    if as_json:
+        keys = ("subject", "output", "method", "checker", "rows", "changed", "changed_fraction", "top_confusions")
+        _print_json({k: report.get(k) for k in keys} | {"html": str(result.html_path), "json": str(result.json_path)})
+        return
+    typer.echo(
+        f"{result.snapshot.ref}: {result.changed:,} of {report['rows']:,} labels changed "
+        f"({100 * report['changed_fraction']:.2f}%) by {report['method']}"
+    )
+    for confusion in report["top_confusions"][:5]:
+        typer.echo(f"  {confusion['given']} -> {confusion['suggested']}: {confusion['count']:,} rows")
+    typer.echo(f"Report: {result.html_path}")
+
+
 # -- snapshots ------------------------------------------------------------------------------------------------------
 
 
