@@ -77,7 +77,7 @@ def main() -> None:
     features = aiforge.batch(spec_path, workspace=workspace)
     print(f"4. batch:     {features.ref}, {features.rows} rows x {len(features.feature_names)} features "
           f"{features.manifest['splits']} in {time.perf_counter() - start:.2f} s")
-    X, y = features.to_numpy("train")
+    X, _ = features.to_numpy("train")
     record = snapshot.to_arrow().slice(0, 1).to_pylist()[0]
     served = features.transform().transform_record(record)
     table = features.to_arrow()

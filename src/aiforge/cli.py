@@ -190,9 +190,9 @@ def batch(
 
 
 class CleanMethod(StrEnum):
-    pico = "pico"
-    vote = "vote"
-    split = "split"
+    PICO = "pico"
+    VOTE = "vote"
+    SPLIT = "split"
 
 
 @app.command()
@@ -206,7 +206,7 @@ def clean(
     ] = None,
     method: Annotated[
         CleanMethod, typer.Option("--method", help="pico, or the simpler vote/split.")
-    ] = CleanMethod.pico,
+    ] = CleanMethod.PICO,
     checker: Annotated[
         str | None, typer.Option("--checker", help="knn (default), logreg, forest, hgb, nb, ensemble or text.")
     ] = None,

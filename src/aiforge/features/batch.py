@@ -114,6 +114,8 @@ class FeatureSnapshot(Snapshot):
                 "to_torch() needs PyTorch, which is not installed: pip install torch (or use to_numpy())"
             ) from exc
         X, y = self.to_numpy(split)
+        # Arrow hands out read-only buffers; tensors may be written to (in-place ops), so they get their own copy
+        X = np.require(X, requirements=["C", "W"])
         if y is None:
             return TensorDataset(torch.from_numpy(X))
         if y.dtype.kind not in "biuf":
@@ -121,7 +123,7 @@ class FeatureSnapshot(Snapshot):
                 f"label of {self.ref} has type {y.dtype}; to_torch() needs numeric labels: encode them first, "
                 "or use to_numpy()"
             )
-        return TensorDataset(torch.from_numpy(X), torch.from_numpy(np.ascontiguousarray(y)))
+        return TensorDataset(torch.from_numpy(X), torch.from_numpy(np.require(y, requirements=["C", "W"])))
 
 
 def batch(
