@@ -213,6 +213,12 @@ def clean(
     out: Annotated[str | None, typer.Option("--out", "-o", help="Output snapshot name [default: NAME_clean].")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the splits.")] = 0,
     n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", min=1, help="Processes training checkers.")] = 2,
+    engine: Annotated[
+        EngineName, typer.Option("--engine", help="Where PICO trains its checkers: processes here, or Spark tasks.")
+    ] = EngineName.local,
+    master: Annotated[
+        str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report summary as JSON.")] = False,
 ) -> None:
     """Find and correct noisy labels; write a new snapshot (given labels kept in label_given) and a report.
@@ -224,7 +230,8 @@ def clean(
     columns = [c.strip() for c in features.split(",") if c.strip()] if features else None
     result = run_clean(
         snapshot, label=label, features=columns, method=method.value, checker=checker, out=out,
-        workspace=_workspace(ctx), seed=seed, n_jobs=n_jobs, progress=not as_json,
+        workspace=_workspace(ctx), seed=seed, n_jobs=n_jobs, engine=engine.value, master=master,
+        progress=not as_json,
     )
     report = result.report
     if as_json:

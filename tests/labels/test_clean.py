@@ -97,6 +97,12 @@ def test_clean_errors(workspace, blobs):
         clean(table, label="kind", checker="svm", workspace=workspace)
     with pytest.raises(SnapshotNotFound):
         clean("nope", label="kind", workspace=workspace)
+    with pytest.raises(InvalidInput, match=r"^unknown engine 'ray'; use 'local' or 'spark'$"):
+        clean(table, label="kind", engine="ray", workspace=workspace)
+    with pytest.raises(InvalidInput, match=r"^engine='spark' trains PICO's checkers on Spark; method 'vote' runs"):
+        clean(table, label="kind", method="vote", engine="spark", workspace=workspace)
+    with pytest.raises(InvalidInput, match=r"^master 'spark://h:7077' only applies to engine='spark'"):
+        clean(table, label="kind", master="spark://h:7077", workspace=workspace)
     with pytest.raises(InvalidInput, match=r"^feature column\(s\) 'kind2' are not numeric"):
         clean(
             table.append_column("kind2", table.column("kind")),
@@ -105,3 +111,13 @@ def test_clean_errors(workspace, blobs):
             workspace=workspace,
         )
     assert workspace.list_snapshots() == []
+
+
+@pytest.mark.spark
+def test_clean_on_spark_equals_clean_on_local_processes(workspace, blobs, spark):
+    table, _, _ = _table(blobs)
+    local = clean(table, label="kind", out="local", workspace=workspace, seed=3)
+    on_spark = clean(table, label="kind", out="spark", engine="spark", workspace=workspace, seed=3)
+    assert on_spark.snapshot.manifest["clean"]["engine"] == "spark"
+    corrected = on_spark.snapshot.to_arrow().column("kind").to_pylist()
+    assert corrected == local.snapshot.to_arrow().column("kind").to_pylist()

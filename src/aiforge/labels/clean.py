@@ -59,6 +59,8 @@ def clean(
     workspace: Workspace | str | os.PathLike[str] | None = None,
     seed: int = 0,
     n_jobs: int | None = 1,
+    engine: str = "local",
+    master: str | None = None,
     progress: bool = False,
 ) -> CleanResult:
     """Correct the labels of a snapshot and store the result as a new snapshot with a report.
@@ -82,6 +84,11 @@ def clean(
     workspace : Workspace or path, optional
         Default: ``Workspace()``.
     seed : int, default 0
+    engine : {'local', 'spark'}, default 'local'
+        Where PICO trains each iteration's checkers: processes on this machine, or Spark tasks (``method="pico"``
+        only).
+    master : str, optional
+        Spark master URL with ``engine="spark"`` (default ``local[*]``).
     n_jobs : int, default 1
         Processes fitting checkers (``pico`` and ``vote``).
     progress : bool, default False
@@ -110,6 +117,12 @@ def clean(
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     if method not in METHODS:
         raise InvalidInput(f"unknown method {method!r}; use one of: {', '.join(METHODS)}")
+    if engine not in ("local", "spark"):
+        raise InvalidInput(f"unknown engine {engine!r}; use 'local' or 'spark'")
+    if engine == "spark" and method != "pico":
+        raise InvalidInput(f"engine='spark' trains PICO's checkers on Spark; method {method!r} runs locally only")
+    if master is not None and engine != "spark":
+        raise InvalidInput(f"master {master!r} only applies to engine='spark'; drop it or add engine='spark'")
     table, subject, default_out, source = _read(data, ws)
     name = check_name(out if out is not None else default_out)
     if label not in table.column_names:
@@ -127,6 +140,8 @@ def clean(
     params: dict[str, Any] = {"checker": checker, "seed": seed}
     if method != "split":
         params["n_jobs"] = n_jobs
+    if engine == "spark":
+        params.update(backend="spark", master=master)
     with progress_bar(f"clean: {method}", total=None, enabled=progress):
         fitted = cleaner(**params).fit(X, given)
     corrected = pa.array(fitted.corrected_labels_, type=table.schema.field(label).type)
@@ -142,6 +157,7 @@ def clean(
         "label": label,
         "features": columns,
         "seed": seed,
+        "engine": engine,
     }
     report = summarise(fitted, np.asarray(given), subject, meta)
     with ws.staging("clean") as staged:
