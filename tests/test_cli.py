@@ -26,7 +26,7 @@ def test_no_arguments_shows_help() -> None:
 @pytest.mark.parametrize(
     "path",
     [["dump"], ["analyze"], ["batch"], ["clean"], ["snapshots", "list"], ["snapshots", "show"], ["snapshots", "rm"],
-             ["reports", "list"], ["nlp", "serve"], ["nlp", "proxy"]]
+             ["reports", "list"], ["nlp", "serve"], ["nlp", "proxy"], ["ocr-eval"]]
 )
 def test_every_command_has_help_with_an_example(path: list[str]) -> None:
     result = runner.invoke(app, [*path, "--help"])

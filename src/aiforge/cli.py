@@ -247,6 +247,81 @@ def clean(
     typer.echo(f"Report: {result.html_path}")
 
 
+# -- ocr-eval -------------------------------------------------------------------------------------------------------
+
+
+class OcrMetric(StrEnum):
+    POPEVAL = "popeval"
+    CASCADE = "cascade"
+    ALL = "all"
+
+
+@app.command("ocr-eval")
+def ocr_eval(
+    gt_dir: Annotated[Path, typer.Argument(help="Folder of ground-truth files, one per image.")],
+    pred_dir: Annotated[Path, typer.Argument(help="Folder of prediction files, paired with the GT by file name.")],
+    metric: Annotated[OcrMetric, typer.Option("--metric", help="PopEval, the IoU cascade, or both.")] = (
+        OcrMetric.POPEVAL
+    ),
+    mode: Annotated[
+        str, typer.Option("--mode", help="reference (the authors' popEval.py, exactly) or paper (ties 1/n, area>0).")
+    ] = "reference",
+    fmt: Annotated[str, typer.Option("--format", help="auto, reference, ic13, ic15 or polygon.")] = "auto",
+    ignore_case: Annotated[bool, typer.Option("--ignore-case", help="Compare characters case-insensitively.")] = False,
+    normalize: Annotated[
+        str | None, typer.Option("--normalize", help="Unicode normalisation before comparing: NFC or NFKC.")
+    ] = None,
+    strip_special: Annotated[
+        bool, typer.Option("--strip-special", help="Drop ICDAR's special characters before comparing.")
+    ] = False,
+    ordered: Annotated[bool, typer.Option("--ordered", help="Order-aware popping ('CBA' no longer matches 'ABC').")] = (
+        False
+    ),
+    per_image: Annotated[bool, typer.Option("--per-image", help="Also print the counts of every image.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
+) -> None:
+    """Score OCR predictions end to end: PopEval (character level) and/or the IoU >= 0.5 cascade (WEM, 1-NED).
+
+    Example: aiforge ocr-eval gt/ pred/ --metric all --per-image
+    """
+    import warnings
+
+    from aiforge.ocr import evaluate_dirs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate_dirs(
+            gt_dir, pred_dir, metric=metric.value, fmt=fmt, mode=mode, ordered=ordered,  # type: ignore[arg-type]
+            case_sensitive=not ignore_case, normalization=normalize, strip_special=strip_special,  # type: ignore[arg-type]
+        )
+    for warning in caught:  # a GT file without predictions is scored as all missed, and said loudly
+        typer.echo(f"Warning: {warning.message}", err=True)
+    payload: dict[str, Any] = result.to_dict()
+    if as_json:
+        if not per_image:
+            for part in ("popeval", "cascade"):
+                if payload.get(part):
+                    payload[part].pop("images", None)
+        _print_json(payload)
+        return
+    typer.echo(f"{payload['n_images']} images")
+    if payload.get("popeval"):
+        p = payload["popeval"]
+        typer.echo(
+            f"PopEval  P {p['precision']!r}  R {p['recall']!r}  H {p['hmean']!r}  "
+            f"(popped {p['popped']} of {p['pred_chars']} predicted / {p['gt_chars']} GT chars; "
+            f"splits {p['splits']}, merges {p['merges']})"
+        )
+    if payload.get("cascade"):
+        c = payload["cascade"]
+        for key, label in (("detection", "IoU>=0.5"), ("wem", "WEM"), ("ned", "1-NED")):
+            typer.echo(f"{label:<8} P {c[key]['precision']!r}  R {c[key]['recall']!r}  H {c[key]['hmean']!r}")
+    if per_image:
+        for part in ("popeval", "cascade"):
+            for name, counts in ((payload.get(part) or {}).get("images") or {}).items():
+                typer.echo(f"  {part:<8}{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 # -- snapshots ------------------------------------------------------------------------------------------------------
 
 
