@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: an isolated workspace, BLAS pinned to one thread."""
+"""Fixtures shared by every test: an isolated workspace, one Spark session, BLAS pinned to one thread."""
 
 from __future__ import annotations
 
@@ -20,3 +20,15 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     home = tmp_path / "home"
     monkeypatch.setenv("AIFORGE_HOME", str(home))
     return Workspace(home)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """The process's SparkSession (local[*]), its warehouse and metastore in a temporary folder; starting one
+    costs ~10 s here, so the whole run shares it."""
+    pytest.importorskip("pyspark")
+    from aiforge.engines.spark import get_session
+
+    session = get_session(home=tmp_path_factory.mktemp("spark-home"))
+    yield session
+    session.stop()

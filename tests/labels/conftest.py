@@ -31,14 +31,3 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
     y = np.repeat(np.arange(3), 100)
     X = rng.normal(size=(300, 2)) * 0.5 + np.array([[0, 0], [5, 0], [0, 5]])[y]
     return X, y
-
-
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory):
-    """The process's SparkSession (local[*]), its warehouse in a temporary folder; shared, as in tests/engines."""
-    pytest.importorskip("pyspark")
-    from aiforge.engines.spark import get_session
-
-    session = get_session(home=tmp_path_factory.mktemp("spark-home"))
-    yield session
-    session.stop()

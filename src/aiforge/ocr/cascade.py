@@ -19,6 +19,7 @@ import shapely
 
 from aiforge.errors import InvalidInput
 from aiforge.ocr._geometry import outside_dont_care
+from aiforge.ocr._pairing import score_images
 from aiforge.ocr._text import Normalization, edit_distance, normalize_text
 from aiforge.ocr.formats import Box, polygons
 
@@ -204,15 +205,4 @@ def cascade(gt: Mapping[str, Sequence[Box]] | Sequence[Box], pred: Mapping[str, 
     """
     metric = Cascade(iou_threshold=iou_threshold, case_sensitive=case_sensitive, normalization=normalization,
                      strip_special=strip_special, dont_care=dont_care)
-    if not isinstance(gt, Mapping) and not isinstance(pred, Mapping):
-        metric.update(gt, pred, name="0")
-        return metric.compute()
-    if not isinstance(gt, Mapping) or not isinstance(pred, Mapping):
-        raise InvalidInput("gt and pred must both be mappings of image name to boxes, or both one image's boxes")
-    extra = sorted(set(pred) - set(gt))
-    if extra:
-        raise InvalidInput(f"{len(extra)} prediction(s) have no ground truth: {', '.join(extra[:5])}; "
-                           "add their GT files or remove the predictions")
-    for name in gt:
-        metric.update(gt[name], pred.get(name), name=name)
-    return metric.compute()
+    return score_images(metric, gt, pred)
