@@ -19,6 +19,7 @@ __all__ = [
     "PartWriter",
     "bernoulli_sample",
     "content_hash",
+    "data_manifest",
     "describe_parts",
     "dictionary_columns",
     "part_name",
@@ -247,6 +248,28 @@ def describe_parts(folder: Path) -> list[dict[str, Any]]:
         {"path": f"data/{p.name}", "rows": pq.ParquetFile(p).metadata.num_rows, "bytes": p.stat().st_size}
         for p in parts
     ]
+
+
+def data_manifest(folder: Path, schema: pa.Schema) -> dict[str, Any]:
+    """The manifest keys every snapshot has, read off the part files in ``folder/data``.
+
+    ``schema``, ``rows``, ``bytes``, ``files``, ``content_hash``, ``created`` (ISO 8601 UTC) and ``aiforge_version``;
+    each stage adds its own keys (source, query, engine, ...) before committing.
+    """
+    from datetime import UTC, datetime
+
+    from aiforge._version import __version__
+
+    files = describe_parts(folder)
+    return {
+        "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
+        "rows": sum(item["rows"] for item in files),
+        "bytes": sum(item["bytes"] for item in files),
+        "files": files,
+        "content_hash": content_hash(folder, files),
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aiforge_version": __version__,
+    }
 
 
 def content_hash(folder: Path, files: list[dict[str, Any]]) -> str:

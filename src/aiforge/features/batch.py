@@ -16,7 +16,6 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from aiforge._version import __version__
 from aiforge.errors import ColumnNotFound, EmptyResult, InvalidInput
 from aiforge.features import _batch_plan as plan
 from aiforge.features._encoders import SPLITS
-from aiforge.features._parts import content_hash, describe_parts
+from aiforge.features._parts import data_manifest
 from aiforge.features.spec import BatchSpec, load_spec
 from aiforge.features.transform import FORMAT_VERSION, Transform
 from aiforge.workspace import Snapshot, Workspace, check_name
@@ -224,20 +222,13 @@ def batch(
         for leftover in ("spill", "sample.parquet"):
             _remove(staged / leftover)
         artifact = transform.save(staged / "transform.json")
-        files_meta = describe_parts(staged)
         manifest: dict[str, Any] = {
             "kind": "features",
             "source": source.ref,
             "spec": spec.model_dump(mode="json", exclude_none=True),
             "engine": engine,
             "master": (master or "local[*]") if engine == "spark" else None,
-            "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
-            "rows": sum(item["rows"] for item in files_meta),
-            "bytes": sum(item["bytes"] for item in files_meta),
-            "files": files_meta,
-            "content_hash": content_hash(staged, files_meta),
-            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aiforge_version": __version__,
+            **data_manifest(staged, schema),
             "sample": sample,
             "rows_in": job["rows_in"],
             "drops": [{"rule": r.label, "rows": n} for r, n in zip(spec.drop, job["dropped"], strict=True)],

@@ -12,7 +12,6 @@ import logging
 import numbers
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aiforge._progress import progress as progress_bar
-from aiforge._version import __version__
 from aiforge.errors import AiforgeError, EmptyResult, InvalidInput, WorkspaceError
-from aiforge.features._parts import PartWriter, bernoulli_sample, content_hash, describe_parts, prefetch
+from aiforge.features._parts import PartWriter, bernoulli_sample, data_manifest, prefetch
 from aiforge.features.sources import Source, parse_source
 from aiforge.workspace import Snapshot, Workspace, check_name
 
@@ -127,9 +125,8 @@ def dump(
             schema = _dump_local(src, query, staged, sample, progress)
         else:
             schema = _dump_spark(src, query, staged, sample, master, ws.home)
-        files = describe_parts(staged)
-        rows = sum(item["rows"] for item in files)
-        if rows == 0 or schema is None:
+        data = data_manifest(staged, schema) if schema is not None else None
+        if data is None or data["rows"] == 0:
             detail = f" after sampling {sample[0]:g} of the rows (seed {sample[1]})" if sample else ""
             raise EmptyResult(
                 f"the query returned no rows{detail} from {src.redacted}; nothing was written. "
@@ -142,18 +139,12 @@ def dump(
             "query": query or ("SELECT * FROM source" if src.kind == "files" else None),
             "engine": engine,
             "master": (master or "local[*]") if engine == "spark" else None,
-            "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
-            "rows": rows,
-            "bytes": sum(item["bytes"] for item in files),
-            "files": files,
-            "content_hash": content_hash(staged, files),
-            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "aiforge_version": __version__,
+            **data,
             "sample": {"fraction": sample[0], "seed": sample[1]} if sample else None,
             "duration_s": round(time.perf_counter() - started, 3),
         }
         snapshot = ws.commit_snapshot(name, staged, manifest)
-    log.info("wrote %s: %d rows in %d files", snapshot.ref, rows, len(files))
+    log.info("wrote %s: %d rows in %d files", snapshot.ref, snapshot.rows, len(data["files"]))
     return snapshot
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from aiforge._progress import progress as progress_bar
-from aiforge._version import __version__
 from aiforge.errors import ColumnNotFound, InvalidInput, WorkspaceError
-from aiforge.features._parts import PartWriter, content_hash, describe_parts
+from aiforge.features._parts import PartWriter, data_manifest
 from aiforge.labels._report import render_html, summarise
 from aiforge.labels.pico import PICO
 from aiforge.labels.vote import MultiSplitVote, SplitTrainCheck
@@ -169,25 +167,18 @@ def clean(
         except OSError as exc:
             writer.abort()
             raise WorkspaceError(f"cannot write snapshot {name} in {ws.home}: {exc}") from exc
-        files = describe_parts(staged)
-        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         manifest = {
             "source": source,
             "query": None,
             "engine": "local",
             "master": None,
-            "schema": [{"name": f.name, "type": str(f.type)} for f in output.schema],
-            "rows": output.num_rows,
-            "bytes": sum(item["bytes"] for item in files),
-            "files": files,
-            "content_hash": content_hash(staged, files),
-            "created": created,
-            "aiforge_version": __version__,
+            **data_manifest(staged, output.schema),
             "sample": None,
             "clean": {**meta, "changed": report["changed"], "iterations": report["iterations"]},
             "duration_s": round(time.perf_counter() - started, 3),
         }
         snapshot = ws.commit_snapshot(name, staged, manifest)
+    created = snapshot.created
     report["output"] = snapshot.ref
     folder = ws.report_dir(f"clean-{snapshot.ref}", created.replace(":", "").replace("-", ""))
     html_path, json_path = folder / "report.html", folder / "clean.json"
