@@ -120,3 +120,12 @@ def test_reports_are_recorded(workspace: Workspace, tmp_path: Path) -> None:
          "created": "2026-01-01T00:00:00Z"}
     ]
     assert workspace.report_dir("data/x*.parquet", "s1") == workspace.reports_dir / "data_x_.parquet" / "s1"
+
+
+def test_a_catalog_deleted_under_a_live_workspace_is_recreated(workspace: Workspace) -> None:
+    _commit(workspace, "users", [1])
+    import shutil
+
+    shutil.rmtree(workspace.home)
+    assert workspace.list_snapshots() == []
+    assert _commit(workspace, "users", [2]).version == 1  # type: ignore[attr-defined]

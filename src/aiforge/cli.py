@@ -57,6 +57,11 @@ class EngineName(StrEnum):
     spark = "spark"
 
 
+MasterOption = Annotated[
+    str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]).")
+]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"aiforge {__version__}")
@@ -117,9 +122,7 @@ def dump(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for --sample-fraction.")] = 0,
     engine: Annotated[EngineName, typer.Option("--engine", help="Where the query runs.")] = EngineName.local,
-    master: Annotated[
-        str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]).")
-    ] = None,
+    master: MasterOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the snapshot summary as JSON.")] = False,
 ) -> None:
     """Dump a query result into a new immutable snapshot version NAME@vN.
@@ -156,9 +159,7 @@ def batch(
     ctx: typer.Context,
     spec: Annotated[Path, typer.Argument(help="The feature spec (YAML): input, drop rules, features, split, output.")],
     engine: Annotated[EngineName, typer.Option("--engine", help="Where the job runs.")] = EngineName.local,
-    master: Annotated[
-        str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]).")
-    ] = None,
+    master: MasterOption = None,
     sample: Annotated[
         int | None, typer.Option("--sample", min=1, help="Use only the first N rows of the input snapshot.")
     ] = None,
@@ -216,9 +217,7 @@ def clean(
     engine: Annotated[
         EngineName, typer.Option("--engine", help="Where PICO trains its checkers: processes here, or Spark tasks.")
     ] = EngineName.local,
-    master: Annotated[
-        str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]).")
-    ] = None,
+    master: MasterOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report summary as JSON.")] = False,
 ) -> None:
     """Find and correct noisy labels; write a new snapshot (given labels kept in label_given) and a report.

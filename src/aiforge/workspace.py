@@ -151,6 +151,7 @@ class Workspace:
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = Path(home if home is not None else os.environ.get("AIFORGE_HOME", ".aiforge")).absolute()
+        self._schema_ready = False  # the catalog's tables are created on first use, once
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.home)!r})"
@@ -173,11 +174,15 @@ class Workspace:
     def _catalog(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         try:
             self.home.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.home / "catalog.sqlite", timeout=30, isolation_level=None)
+            path = self.home / "catalog.sqlite"
+            self._schema_ready = self._schema_ready and path.exists()  # a deleted catalog starts over
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise WorkspaceError(f"cannot open the catalog in workspace {self.home}: {exc}") from exc
         try:
-            conn.executescript(_SCHEMA)
+            if not self._schema_ready:
+                conn.executescript(_SCHEMA)
+                self._schema_ready = True
             if write:
                 conn.execute("BEGIN IMMEDIATE")
             yield conn
