@@ -32,7 +32,8 @@ def test_public_objects_claim_their_public_module() -> None:
 def test_importing_aiforge_does_not_start_heavy_machinery() -> None:
     code = (
         "import sys, aiforge; "
-        "print(','.join(m for m in ('pyspark', 'pandas', 'sklearn', 'torch') if m in sys.modules))"
+        "heavy = ('pyspark', 'pandas', 'sklearn', 'torch', 'pydantic', 'pyarrow'); "
+        "print(','.join(m for m in heavy if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""

@@ -28,18 +28,29 @@ from aiforge.errors import (
     UnknownSource,
     WorkspaceError,
 )
-from aiforge.features.analyze import Report, analyze
-from aiforge.features.batch import FeatureSnapshot, batch
-from aiforge.features.dump import dump
-from aiforge.features.transform import Transform
 from aiforge.workspace import Snapshot, Workspace
 
 if TYPE_CHECKING:
+    from aiforge.features.analyze import Report, analyze
+    from aiforge.features.batch import FeatureSnapshot, batch
+    from aiforge.features.dump import dump
+    from aiforge.features.transform import Transform
     from aiforge.labels import PICO, MultiSplitVote, SplitTrainCheck, clean
 
-# CLEAN needs scikit-learn and pandas; they load on first use, so `import aiforge` stays quick.
-_LAZY = {"PICO": "aiforge.labels", "MultiSplitVote": "aiforge.labels", "SplitTrainCheck": "aiforge.labels",
-         "clean": "aiforge.labels"}
+# The stages load on first use (numpy, pyarrow, pydantic, scikit-learn...), so `import aiforge` and every CLI
+# command that does not need them (`--version`, `snapshots list`) start quickly.
+_LAZY = {
+    "Report": "aiforge.features.analyze",
+    "analyze": "aiforge.features.analyze",
+    "FeatureSnapshot": "aiforge.features.batch",
+    "batch": "aiforge.features.batch",
+    "dump": "aiforge.features.dump",
+    "Transform": "aiforge.features.transform",
+    "PICO": "aiforge.labels",
+    "MultiSplitVote": "aiforge.labels",
+    "SplitTrainCheck": "aiforge.labels",
+    "clean": "aiforge.labels",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -48,6 +59,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'aiforge' has no attribute {name!r}")
+
 
 __all__ = [
     "PICO",
