@@ -1,103 +1,21 @@
-"""The ``aiforge`` command line: one thin command per public function.
-
-Library errors become ``Error: ...`` on stderr with exit code 1 (``--debug`` shows the traceback); usage errors exit
-with code 2.
-"""
+"""Commands of the data stages: dump, analyze, batch, clean, ocr-eval, snapshots, reports and nlp."""
 
 from __future__ import annotations
 
-import json
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import typer.core
 
-from aiforge._version import __version__
-from aiforge.errors import AiforgeError
-from aiforge.workspace import Workspace
+from aiforge.cli._app import CommandGroup, EngineName, MasterOption, app, human_bytes, print_json, workspace_of
 
-__all__ = ["app", "main"]
-
-
-class _Group(typer.core.TyperGroup):
-    """Turns library errors into one clean line on stderr and exit code 1."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AiforgeError as exc:
-            if ctx.params.get("debug") or (ctx.obj or {}).get("debug"):
-                raise
-            typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(1) from exc
-
-
-app = typer.Typer(
-    cls=_Group,
-    name="aiforge",
-    help="aiforge: versioned warehouse snapshots and data reports, on one machine or a Spark cluster.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-snapshots_app = typer.Typer(cls=_Group, help="List, show and remove snapshots.", no_args_is_help=True)
-reports_app = typer.Typer(cls=_Group, help="List the reports in the workspace.", no_args_is_help=True)
-nlp_app = typer.Typer(cls=_Group, help="The tokenizing NLP API and its throttling proxy.", no_args_is_help=True)
+snapshots_app = typer.Typer(cls=CommandGroup, help="List, show and remove snapshots.", no_args_is_help=True)
+reports_app = typer.Typer(cls=CommandGroup, help="List the reports in the workspace.", no_args_is_help=True)
+nlp_app = typer.Typer(cls=CommandGroup, help="The tokenizing NLP API and its throttling proxy.", no_args_is_help=True)
 app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(reports_app, name="reports")
 app.add_typer(nlp_app, name="nlp")
-
-
-class EngineName(StrEnum):
-    local = "local"
-    spark = "spark"
-
-
-MasterOption = Annotated[
-    str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]).")
-]
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"aiforge {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    home: Annotated[
-        Path | None,
-        typer.Option("--home", envvar="AIFORGE_HOME", help="Workspace folder [default: ./.aiforge]."),
-    ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
-    ] = False,
-) -> None:
-    ctx.obj = {"workspace": Workspace(home), "debug": debug}
-
-
-def _workspace(ctx: typer.Context) -> Workspace:
-    return ctx.obj["workspace"] if ctx.obj else Workspace()
-
-
-def _print_json(payload: Any) -> None:
-    typer.echo(json.dumps(payload, indent=2, default=str))
-
-
-def _human_bytes(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
-
 
 # -- dump -----------------------------------------------------------------------------------------------------------
 
@@ -139,15 +57,15 @@ def dump(
         seed=seed,
         engine=engine.value,
         master=master,
-        workspace=_workspace(ctx),
+        workspace=workspace_of(ctx),
         progress=not as_json,
     )
     if as_json:
-        _print_json(snapshot.summary())
+        print_json(snapshot.summary())
     else:
         typer.echo(
             f"{snapshot.ref}: {snapshot.rows:,} rows x {len(snapshot.columns)} columns, "
-            f"{_human_bytes(snapshot.manifest['bytes'])} -> {snapshot.path}"
+            f"{human_bytes(snapshot.manifest['bytes'])} -> {snapshot.path}"
         )
 
 
@@ -174,10 +92,10 @@ def batch(
     from aiforge.features.batch import batch as run_batch
 
     features = run_batch(
-        spec, engine=engine.value, master=master, sample=sample, workspace=_workspace(ctx), progress=not as_json
+        spec, engine=engine.value, master=master, sample=sample, workspace=workspace_of(ctx), progress=not as_json
     )
     if as_json:
-        _print_json({**features.summary(), "splits": features.manifest.get("splits"), "dropped": features.dropped})
+        print_json({**features.summary(), "splits": features.manifest.get("splits"), "dropped": features.dropped})
         return
     splits = ", ".join(f"{k} {v:,}" for k, v in (features.manifest.get("splits") or {}).items())
     typer.echo(
@@ -229,13 +147,13 @@ def clean(
     columns = [c.strip() for c in features.split(",") if c.strip()] if features else None
     result = run_clean(
         snapshot, label=label, features=columns, method=method.value, checker=checker, out=out,
-        workspace=_workspace(ctx), seed=seed, n_jobs=n_jobs, engine=engine.value, master=master,
+        workspace=workspace_of(ctx), seed=seed, n_jobs=n_jobs, engine=engine.value, master=master,
         progress=not as_json,
     )
     report = result.report
     if as_json:
         keys = ("subject", "output", "method", "checker", "rows", "changed", "changed_fraction", "top_confusions")
-        _print_json({k: report.get(k) for k in keys} | {"html": str(result.html_path), "json": str(result.json_path)})
+        print_json({k: report.get(k) for k in keys} | {"html": str(result.html_path), "json": str(result.json_path)})
         return
     typer.echo(
         f"{result.snapshot.ref}: {result.changed:,} of {report['rows']:,} labels changed "
@@ -301,7 +219,7 @@ def ocr_eval(
             for part in ("popeval", "cascade"):
                 if payload.get(part):
                     payload[part].pop("images", None)
-        _print_json(payload)
+        print_json(payload)
         return
     typer.echo(f"{payload['n_images']} images")
     if payload.get("popeval"):
@@ -334,9 +252,9 @@ def snapshots_list(
 
     Example: aiforge snapshots list --json
     """
-    snapshots = _workspace(ctx).list_snapshots(name)
+    snapshots = workspace_of(ctx).list_snapshots(name)
     if as_json:
-        _print_json([s.summary() for s in snapshots])
+        print_json([s.summary() for s in snapshots])
         return
     if not snapshots:
         typer.echo("No snapshots yet; create one with `aiforge dump`.")
@@ -347,7 +265,7 @@ def snapshots_list(
     table = Table("snapshot", "rows", "columns", "size", "created", "source", box=None)
     for s in snapshots:
         table.add_row(
-            s.ref, f"{s.rows:,}", str(len(s.columns)), _human_bytes(s.manifest["bytes"]), s.created,
+            s.ref, f"{s.rows:,}", str(len(s.columns)), human_bytes(s.manifest["bytes"]), s.created,
             str(s.manifest.get("source", "")),
         )
     Console(width=160).print(table)
@@ -363,9 +281,9 @@ def snapshots_show(
 
     Example: aiforge snapshots show orders@v2
     """
-    snapshot = _workspace(ctx).get_snapshot(ref)
+    snapshot = workspace_of(ctx).get_snapshot(ref)
     if as_json:
-        _print_json({**snapshot.summary(), **snapshot.manifest, "ref": snapshot.ref, "columns": snapshot.columns})
+        print_json({**snapshot.summary(), **snapshot.manifest, "ref": snapshot.ref, "columns": snapshot.columns})
         return
     m = snapshot.manifest
     typer.echo(f"{snapshot.ref}  ({snapshot.path})")
@@ -387,7 +305,7 @@ def snapshots_rm(
 
     Example: aiforge snapshots rm orders@v1
     """
-    snapshot = _workspace(ctx).remove_snapshot(ref)
+    snapshot = workspace_of(ctx).remove_snapshot(ref)
     typer.echo(f"Removed {snapshot.ref}")
 
 
@@ -417,7 +335,7 @@ def analyze(
     """
     from aiforge.features.analyze import analyze as run_analyze
 
-    workspace = _workspace(ctx)
+    workspace = workspace_of(ctx)
     report = run_analyze(
         target, label=label, sample_rows=sample_rows, seed=seed, exact=exact, workspace=workspace, progress=True
     )
@@ -441,9 +359,9 @@ def reports_list(
 
     Example: aiforge reports list
     """
-    reports = _workspace(ctx).list_reports()
+    reports = workspace_of(ctx).list_reports()
     if as_json:
-        _print_json(reports)
+        print_json(reports)
         return
     if not reports:
         typer.echo("No reports yet; create one with `aiforge analyze`.")
@@ -492,13 +410,4 @@ def nlp_proxy(
     """
     from aiforge.features.nlp import run_proxy
 
-    raise typer.Exit(run_proxy(upstream, rate, burst, port, workdir or _workspace(ctx).home / "nginx"))
-
-
-def main() -> None:
-    """Entry point of the ``aiforge`` console script."""
-    sys.exit(app())  # pragma: no cover
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+    raise typer.Exit(run_proxy(upstream, rate, burst, port, workdir or workspace_of(ctx).home / "nginx"))

@@ -1,0 +1,88 @@
+"""The Typer application every command group registers on, and the helpers they share."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import typer.core
+
+from aiforge._version import __version__
+from aiforge.errors import AiforgeError
+from aiforge.workspace import Workspace
+
+__all__ = ["CommandGroup", "EngineName", "MasterOption", "app", "human_bytes", "print_json", "workspace_of"]
+
+
+class CommandGroup(typer.core.TyperGroup):
+    """Turns library errors into one clean line on stderr and exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AiforgeError as exc:
+            if ctx.params.get("debug") or (ctx.obj or {}).get("debug"):
+                raise
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+
+
+app = typer.Typer(
+    cls=CommandGroup,
+    name="aiforge",
+    help="aiforge: versioned warehouse snapshots and data reports, on one machine or a Spark cluster.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class EngineName(StrEnum):
+    local = "local"
+    spark = "spark"
+
+
+MasterOption = Annotated[
+    str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aiforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", envvar="AIFORGE_HOME", help="Workspace folder [default: ./.aiforge]."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    ctx.obj = {"workspace": Workspace(home), "debug": debug}
+
+
+def workspace_of(ctx: typer.Context) -> Workspace:
+    return ctx.obj["workspace"] if ctx.obj else Workspace()
+
+
+def print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
