@@ -11,8 +11,9 @@ import aiforge
 def test_public_names_are_pinned() -> None:
     assert sorted(aiforge.__all__) == sorted(
         [
-            "AiforgeError", "ColumnNotFound", "EmptyResult", "FeatureSnapshot", "InvalidInput",
-            "MultiSplitVote", "NotFittedError", "NotFound", "PICO", "QueryError", "Report", "ServiceError",
+            "AiforgeError", "ColumnNotFound", "EmptyResult", "FeatureSnapshot", "InvalidInput", "ModelNotFound",
+            "Overloaded", "MultiSplitVote", "NotFittedError", "NotFound", "PICO", "QueryError", "Report",
+            "ServiceError",
             "Snapshot", "SnapshotNotFound", "SourceError", "SplitTrainCheck", "Transform", "UnknownSource",
             "Workspace", "WorkspaceError", "__version__", "analyze", "batch", "clean", "dump",
         ]

@@ -8,11 +8,13 @@ matches it, so ``except ValueError`` keeps working for callers who do not know a
     │   └── UnknownSource                 a SOURCE that is neither a known URL scheme nor a readable path
     ├── NotFound (LookupError)
     │   ├── SnapshotNotFound              NAME or NAME@vN is not in the catalog
-    │   └── ColumnNotFound                a column that the data does not have
+    │   ├── ColumnNotFound                a column that the data does not have
+    │   └── ModelNotFound                 a model name or version that the model repository does not hold
     ├── SourceError (OSError)             a source that cannot be reached or read (database down, bad file)
     │   ├── QueryError                    the source rejected the query; carries its own message and the query
     │   └── EmptyResult                   the query returned no rows, so there is nothing to snapshot
     ├── ServiceError (OSError)            a service aiforge runs or calls cannot be started or reached
+    │   └── Overloaded                    a server's queue is full; retry after ``retry_after_s`` seconds
     ├── WorkspaceError (OSError)          the workspace cannot be written (disk full, permissions)
     └── NotFittedError (AttributeError)   a fitted object used before ``fit``
 
@@ -26,8 +28,10 @@ __all__ = [
     "ColumnNotFound",
     "EmptyResult",
     "InvalidInput",
+    "ModelNotFound",
     "NotFittedError",
     "NotFound",
+    "Overloaded",
     "QueryError",
     "ServiceError",
     "SnapshotNotFound",
@@ -64,6 +68,10 @@ class ColumnNotFound(NotFound):
     """A column that the data does not have."""
 
 
+class ModelNotFound(NotFound):
+    """A model name or version that the model repository does not hold."""
+
+
 class SourceError(AiforgeError, OSError):
     """A source (database, file) cannot be reached or read."""
 
@@ -94,6 +102,17 @@ class EmptyResult(SourceError):
 
 class ServiceError(AiforgeError, OSError):
     """A service that aiforge runs or calls (an API, a proxy, a server) cannot be started, reached or used."""
+
+
+class Overloaded(ServiceError):
+    """A server's bounded queue is full: the request was refused, not lost. Retry after ``retry_after_s`` seconds.
+
+    Servers answer it with HTTP 503 and a ``Retry-After`` header, or gRPC ``UNAVAILABLE``.
+    """
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class WorkspaceError(AiforgeError, OSError):

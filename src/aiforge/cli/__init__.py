@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from aiforge.cli import _stages  # noqa: F401  (registers the data-stage commands)
+# Importing a command module registers its commands on `app` (or its `serve` group).
+from aiforge.cli import _stages, loadtest, serve_aps, serve_model, serve_up  # noqa: F401
 from aiforge.cli._app import app
 
 __all__ = ["app", "main"]

@@ -14,7 +14,9 @@ from aiforge._version import __version__
 from aiforge.errors import AiforgeError
 from aiforge.workspace import Workspace
 
-__all__ = ["CommandGroup", "EngineName", "MasterOption", "app", "human_bytes", "print_json", "workspace_of"]
+__all__ = [
+    "CommandGroup", "EngineName", "MasterOption", "app", "human_bytes", "print_json", "serve_app", "workspace_of",
+]
 
 
 class CommandGroup(typer.core.TyperGroup):
@@ -33,12 +35,18 @@ class CommandGroup(typer.core.TyperGroup):
 app = typer.Typer(
     cls=CommandGroup,
     name="aiforge",
-    help="aiforge: versioned warehouse snapshots and data reports, on one machine or a Spark cluster.",
+    help="aiforge: from warehouse data to a served model, on one machine or a Spark cluster.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+serve_app = typer.Typer(
+    cls=CommandGroup, help="Serve ONNX models: inference server, APS front server, both at once, export.",
+    no_args_is_help=True,
+)
+app.add_typer(serve_app, name="serve")
 
 
 class EngineName(StrEnum):

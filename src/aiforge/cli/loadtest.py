@@ -1,0 +1,1 @@
+"""Commands: placeholder until this module is written."""
