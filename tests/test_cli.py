@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from aiforge import __version__
@@ -23,11 +26,25 @@ def test_no_arguments_shows_help() -> None:
         assert command in result.output
 
 
-@pytest.mark.parametrize(
-    "path",
-    [["dump"], ["analyze"], ["batch"], ["clean"], ["snapshots", "list"], ["snapshots", "show"], ["snapshots", "rm"],
-             ["reports", "list"], ["nlp", "serve"], ["nlp", "proxy"], ["ocr-eval"]]
-)
+def _command_paths(group: Any, prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    paths = []
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            paths += _command_paths(command, (*prefix, name))
+        else:
+            paths.append([*prefix, name])
+    return paths
+
+
+COMMANDS = _command_paths(typer.main.get_command(app))
+
+
+def test_every_command_is_listed() -> None:
+    assert len(COMMANDS) == 17
+    assert ["serve", "model"] in COMMANDS and ["capacity"] in COMMANDS
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) for p in COMMANDS])
 def test_every_command_has_help_with_an_example(path: list[str]) -> None:
     result = runner.invoke(app, [*path, "--help"])
     assert result.exit_code == 0

@@ -1,1 +1,216 @@
-"""Commands: placeholder until this module is written."""
+"""Commands ``aiforge serve up`` (both servers on this machine) and ``aiforge serve export`` (Kubernetes/KServe)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from aiforge.cli._app import serve_app
+
+if TYPE_CHECKING:
+    from aiforge.serve.settings import ServeSettings
+
+__all__ = ["serve_export", "serve_up"]
+
+ModelArg = Annotated[
+    str | None, typer.Argument(help="Model name in the repository (MODEL_REPO/<name>/<version>/model.onnx).")
+]
+RepoOption = Annotated[
+    Path | None, typer.Option("--model-repo", help="The model repository [default: ./models, or the config's].")
+]
+VersionOption = Annotated[str | None, typer.Option("--version", help="Model version the APS calls [default: newest].")]
+HandlerOption = Annotated[
+    str | None,
+    typer.Option("--handler", help="APS handler: 'file.py:Class', 'pkg.module:Class', 'transform:REF' "
+                 "[default: the default handler, {\"instances\": rows} JSON]."),
+]
+ReplicasOption = Annotated[int | None, typer.Option("--replicas", min=1, help="Processes (pods) of each server [1].")]
+CpusOption = Annotated[
+    float | None, typer.Option("--cpus", min=0.001, help="CPUs per inference replica = ONNX Runtime threads [1].")
+]
+PortOption = Annotated[int | None, typer.Option("--port", min=1, max=65535, help="APS port [8000].")]
+HttpPortOption = Annotated[
+    int | None, typer.Option("--http-port", min=1, max=65535, help="Inference server REST port [8080].")
+]
+GrpcPortOption = Annotated[
+    int | None, typer.Option("--grpc-port", min=1, max=65535, help="Inference server gRPC port [8081].")
+]
+BatchOption = Annotated[
+    int | None, typer.Option("--max-batch-size", min=0, help="Dynamic batching: most rows per run [model config].")
+]
+DelayOption = Annotated[
+    float | None, typer.Option("--max-queue-delay-ms", min=0.0, help="Dynamic batching: wait for more [model config].")
+]
+TokenEnvOption = Annotated[
+    str | None,
+    typer.Option("--token-env", metavar="NAME", help="Require a bearer token, read from environment variable NAME."),
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Settings YAML (the keys of ServeSettings); options override it.")
+]
+
+
+def _settings(config: Path | None, **options: Any) -> ServeSettings:
+    from aiforge.serve.settings import ServeSettings
+
+    given = {key: value for key, value in options.items() if value is not None}
+    if config is not None:
+        return ServeSettings.from_yaml(config, **given)
+    given.setdefault("model_repo", Path("models"))
+    return ServeSettings(**given)
+
+
+def _curl(settings: ServeSettings, aps_url: str) -> str:
+    """A request that works against the default handler: one row of zeros as wide as the model's input."""
+    auth = f" -H \"Authorization: Bearer ${settings.token_env}\"" if settings.token_env else ""
+    if settings.handler is not None:
+        return f"curl -s -X POST {aps_url}/predict -H 'Content-Type: application/json'{auth} -d @payload.json"
+    width = _input_width(settings)
+    row = "[" + ", ".join(["0.0"] * width) + "]" if width else "[...]"
+    return (
+        f"curl -s -X POST {aps_url}/predict -H 'Content-Type: application/json'{auth} "
+        f"-d '{{\"instances\": [{row}]}}'"
+    )
+
+
+def _input_width(settings: ServeSettings) -> int | None:
+    from aiforge.serve.settings import model_versions
+
+    try:
+        import onnx
+
+        version = settings.version or model_versions(settings.model_repo, settings.model)[-1]
+        graph = onnx.load(str(settings.model_repo / settings.model / version / "model.onnx")).graph
+        dims = graph.input[0].type.tensor_type.shape.dim
+        width = dims[1].dim_value if len(dims) == 2 else 0
+    except Exception:  # only for the example line; the servers report real problems
+        return None
+    return int(width) if 0 < width <= 64 else None
+
+
+@serve_app.command("up")
+def serve_up(
+    model: ModelArg = None,
+    model_repo: RepoOption = None,
+    version: VersionOption = None,
+    handler: HandlerOption = None,
+    replicas: ReplicasOption = None,
+    cpus: CpusOption = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on [127.0.0.1].")] = None,
+    port: PortOption = None,
+    http_port: HttpPortOption = None,
+    grpc_port: GrpcPortOption = None,
+    max_batch_size: BatchOption = None,
+    max_queue_delay_ms: DelayOption = None,
+    token_env: TokenEnvOption = None,
+    config: ConfigOption = None,
+    wait_s: Annotated[float, typer.Option("--wait-s", min=0.1, help="How long the servers may take to start.")] = 60.0,
+) -> None:
+    """Serve MODEL on this machine: the inference server and the APS server, until Ctrl-C.
+
+    --replicas N starts N processes of each server sharing the ports; --cpus C gives each inference replica C
+    ONNX Runtime threads. Prints the URLs and a curl example; Ctrl-C stops everything gracefully.
+
+    Example: aiforge serve up churn --model-repo ./models --handler handler.py:Churn --replicas 2
+    """
+    import signal
+    import time
+
+    from aiforge.errors import ServiceError
+    from aiforge.serve.up import up
+
+    settings = _settings(
+        config, model=model, model_repo=model_repo, version=version, handler=handler, replicas=replicas, cpus=cpus,
+        host=host, aps_port=port, http_port=http_port, grpc_port=grpc_port, max_batch_size=max_batch_size,
+        max_queue_delay_ms=max_queue_delay_ms, token_env=token_env,
+    )
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the servers as Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    stack = None
+    try:
+        stack = up(settings, wait_s=wait_s)
+        each = f"{settings.replicas} replica{'s' if settings.replicas > 1 else ''} each"
+        typer.echo(f"serving {settings.model!r} from {settings.model_repo} ({each}, {settings.threads} "
+                   f"ONNX Runtime thread{'s' if settings.threads > 1 else ''} per inference replica)")
+        typer.echo(f"  APS        {stack.urls['aps']}/predict   (docs: {stack.urls['aps']}/docs)")
+        typer.echo(f"  inference  {stack.urls['inference_http']}/v2   {stack.urls['inference_grpc']}")
+        typer.echo(f"  logs       {stack.log_dir}")
+        typer.echo(f"try: {_curl(settings, stack.urls['aps'])}")
+        typer.echo("Ctrl-C to stop")
+        while stack.alive():
+            time.sleep(0.5)
+        dead = next(p for p in stack.processes if p.poll() is not None)
+        raise ServiceError(
+            f"{stack.name_of(dead)} exited with code {dead.returncode}; stopping the others. Its last output:\n"
+            f"{stack.log_tail(dead)}"
+        )
+    except KeyboardInterrupt:
+        typer.echo("stopping ...", err=True)
+    finally:
+        # a second Ctrl-C or SIGTERM must not interrupt the shutdown half-way and leave servers behind
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if stack is not None:
+                stack.stop()
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
+            signal.signal(signal.SIGTERM, previous)
+
+
+@serve_app.command("export")
+def serve_export(
+    model: ModelArg = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the YAML into.")] = Path("deploy"),
+    k8s: Annotated[bool, typer.Option("--k8s", help="Deployment + Service for each server.")] = False,
+    kserve: Annotated[bool, typer.Option("--kserve", help="A KServe InferenceService (transformer + predictor).")] = (
+        False
+    ),
+    model_repo: RepoOption = None,
+    version: VersionOption = None,
+    handler: HandlerOption = None,
+    replicas: ReplicasOption = None,
+    cpus: CpusOption = None,
+    memory: Annotated[str | None, typer.Option("--memory", help="Memory per replica: 512Mi, 2Gi [1Gi].")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Container image with aiforge installed [aiforge:latest].")
+    ] = None,
+    model_pvc: Annotated[
+        str | None,
+        typer.Option("--model-pvc", help="PersistentVolumeClaim holding the model repository, mounted at "
+                     "/mnt/models [default: none; the image holds the models there]."),
+    ] = None,
+    port: PortOption = None,
+    http_port: HttpPortOption = None,
+    grpc_port: GrpcPortOption = None,
+    max_batch_size: BatchOption = None,
+    max_queue_delay_ms: DelayOption = None,
+    token_env: TokenEnvOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write Kubernetes manifests (--k8s) or a KServe InferenceService (--kserve) that serve MODEL on a cluster.
+
+    The same settings as 'aiforge serve up'. A bearer token (--token-env NAME) is read from the Secret
+    <model>-token, key 'token', which you create; the token is never written.
+
+    Example: aiforge serve export churn --k8s --out deploy --replicas 3 --cpus 2 --memory 2Gi --image reg/aiforge:1
+    """
+    if not (k8s or kserve):
+        raise typer.BadParameter("pass --k8s, --kserve or both", param_hint="'--k8s' / '--kserve'")
+    from aiforge.serve.manifests import write_manifests
+
+    settings = _settings(
+        config, model=model, model_repo=model_repo, version=version, handler=handler, replicas=replicas, cpus=cpus,
+        memory=memory, image=image, model_pvc=model_pvc, aps_port=port, http_port=http_port, grpc_port=grpc_port,
+        max_batch_size=max_batch_size, max_queue_delay_ms=max_queue_delay_ms, token_env=token_env,
+    )
+    kinds = [kind for kind, wanted in (("k8s", k8s), ("kserve", kserve)) if wanted]
+    for kind in kinds:
+        for path in write_manifests(settings, out, kind=kind):
+            typer.echo(f"wrote {path}")
+    typer.echo(f"apply with: kubectl apply -f {out}")

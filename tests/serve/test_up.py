@@ -1,0 +1,200 @@
+"""`up`: real inference + APS processes on loopback, a request end to end, and no process left behind."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+
+from aiforge.errors import ServiceError
+from aiforge.serve.export import export_sklearn
+from aiforge.serve.settings import ServeSettings
+from aiforge.serve.up import Stack, up
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ports() -> dict[str, int]:
+    ports: set[int] = set()
+    while len(ports) < 3:
+        ports.add(_free_port())
+    aps, http, grpc = sorted(ports)
+    return {"aps_port": aps, "http_port": http, "grpc_port": grpc}
+
+
+@pytest.fixture(scope="module")
+def iris_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, np.ndarray]:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    X = X.astype(np.float32)
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    repo = tmp_path_factory.mktemp("up") / "models"
+    export_sklearn(model, repo, n_features=4, name="iris")
+    return repo, model, X
+
+
+def _children() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _gone(pids: set[int]) -> bool:
+    """None of ``pids`` is still running (a reaped process no longer exists; a zombie would be an orphan too)."""
+    return not any(psutil.pid_exists(pid) for pid in pids)
+
+
+@pytest.fixture
+def started() -> Iterator[list[Stack]]:
+    """Collects the stacks a test starts and always stops them, even when the test fails half-way."""
+    stacks: list[Stack] = []
+    try:
+        yield stacks
+    finally:
+        for stack in stacks:
+            stack.stop()
+
+
+def test_up_serves_predictions_then_stops_cleanly(iris_repo: tuple[Path, Any, np.ndarray], tmp_path: Path,
+                                                  started: list[Stack]) -> None:
+    repo, model, X = iris_repo
+    settings = ServeSettings(model_repo=repo, model="iris", **_ports())
+    stack = up(settings, wait_s=60, log_dir=tmp_path / "logs")
+    started.append(stack)
+    assert stack.urls == {
+        "aps": f"http://127.0.0.1:{settings.aps_port}",
+        "inference_http": f"http://127.0.0.1:{settings.http_port}",
+        "inference_grpc": f"grpc://127.0.0.1:{settings.grpc_port}",
+    }
+    assert [stack.name_of(p) for p in stack.processes] == ["aps-0", "inference-0"]
+    pids = {p.pid for p in stack.processes}
+    assert pids <= _children()
+    for process in psutil.Process().children(recursive=True):
+        if process.pid in pids:
+            assert process.environ()["OMP_NUM_THREADS"] == "1"
+
+    response = httpx.post(stack.urls["aps"] + "/predict", json={"instances": X[:3].tolist()}, timeout=10)
+    assert response.status_code == 200
+    outputs = response.json()["outputs"]
+    assert outputs["label"] == model.predict(X[:3]).tolist()
+    np.testing.assert_allclose(outputs["probabilities"], model.predict_proba(X[:3]), atol=1e-4)
+    assert httpx.get(stack.urls["inference_http"] + "/v2/health/ready", timeout=5).status_code == 200
+
+    stack.stop()
+    assert [p.returncode for p in stack.processes] == [0, 0]  # SIGTERM = graceful shutdown, not a kill
+    assert _gone(pids)
+    assert not stack.alive()
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["aps-0.log", "inference-0.log"]
+    stack.stop()  # a second stop is harmless
+
+
+def test_up_replicas_share_ports_and_auth(iris_repo: tuple[Path, Any, np.ndarray], started: list[Stack],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, model, X = iris_repo
+    monkeypatch.setenv("IRIS_TOKEN", "s3cret")
+    settings = ServeSettings(model_repo=repo, model="iris", replicas=2, cpus=1, token_env="IRIS_TOKEN", **_ports())
+    with up(settings, wait_s=60) as stack:
+        started.append(stack)
+        assert sorted(stack.name_of(p) for p in stack.processes) == ["aps-0", "aps-1", "inference-0", "inference-1"]
+        assert stack.alive()
+        url = stack.urls["aps"] + "/predict"
+        assert httpx.post(url, json={"instances": X[:1].tolist()}, timeout=10).status_code == 401
+        with httpx.Client(headers={"Authorization": "Bearer s3cret"}, timeout=10) as client:
+            for _ in range(8):  # new connections: the kernel spreads them over both replicas
+                response = client.post(url, json={"instances": X[:1].tolist()}, headers={"Connection": "close"})
+                assert response.status_code == 200, response.text
+                assert response.json()["outputs"]["label"] == model.predict(X[:1]).tolist()
+        pids = {p.pid for p in stack.processes}
+    assert _gone(pids)
+
+
+def test_up_with_a_broken_model_fails_fast_and_leaves_nothing(tmp_path: Path) -> None:
+    repo = tmp_path / "models"
+    (repo / "broken" / "1").mkdir(parents=True)
+    (repo / "broken" / "1" / "model.onnx").write_bytes(b"this is not an ONNX model")
+    settings = ServeSettings(model_repo=repo, model="broken", **_ports())
+    before = _children()
+    with pytest.raises(ServiceError) as info:
+        up(settings, wait_s=60)
+    message = str(info.value)
+    assert message.startswith(f"inference-0 exited with code 1 while starting 'broken' from {repo}; its last output")
+    assert "broken" in message.split("its last output", 1)[1]  # the server's own error names the model
+    assert _children() - before == set()
+
+
+def test_up_not_ready_in_time_stops_everything(iris_repo: tuple[Path, Any, np.ndarray]) -> None:
+    repo, _, _ = iris_repo
+    settings = ServeSettings(model_repo=repo, model="iris", **_ports())
+    before = _children()
+    with pytest.raises(ServiceError, match=r"^the servers for 'iris' were not ready within 0\.001 s: "
+                       r"http://127\.0\.0\.1:\d+/v2/health/ready, http://127\.0\.0\.1:\d+/health/ready did not "
+                       r"answer 200; raise wait_s if the model is slow to load"):
+        up(settings, wait_s=0.001)
+    assert _children() - before == set()
+
+
+def test_up_refuses_an_unset_token_variable_before_starting(iris_repo: tuple[Path, Any, np.ndarray],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiforge.errors import InvalidInput
+
+    repo, _, _ = iris_repo
+    monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
+    settings = ServeSettings(model_repo=repo, model="iris", token_env="NO_SUCH_TOKEN", **_ports())
+    before = _children()
+    with pytest.raises(InvalidInput, match=r"^token_env names \$NO_SUCH_TOKEN, but that environment variable"):
+        up(settings)
+    assert _children() - before == set()
+
+
+def test_cli_serve_up_prints_urls_and_stops_on_sigterm(iris_repo: tuple[Path, Any, np.ndarray]) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    repo, model, _ = iris_repo
+    ports = _ports()
+    command = [sys.executable, "-m", "aiforge", "serve", "up", "iris", "--model-repo", str(repo),
+               "--port", str(ports["aps_port"]), "--http-port", str(ports["http_port"]),
+               "--grpc-port", str(ports["grpc_port"])]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    servers: set[int] = set()
+    try:
+        assert process.stdout is not None
+        lines = []
+        while not lines or lines[-1] != "Ctrl-C to stop":
+            line = process.stdout.readline()
+            assert line, f"serve up ended early: {lines} {process.stderr.read() if process.stderr else ''}"
+            lines.append(line.rstrip("\n"))
+        aps = f"http://127.0.0.1:{ports['aps_port']}"
+        assert lines[0] == f"serving 'iris' from {repo} (1 replica each, 1 ONNX Runtime thread per inference replica)"
+        assert lines[1] == f"  APS        {aps}/predict   (docs: {aps}/docs)"
+        assert lines[2] == (f"  inference  http://127.0.0.1:{ports['http_port']}/v2   "
+                            f"grpc://127.0.0.1:{ports['grpc_port']}")
+        assert lines[4] == (f"try: curl -s -X POST {aps}/predict -H 'Content-Type: application/json' "
+                            "-d '{\"instances\": [[0.0, 0.0, 0.0, 0.0]]}'")
+        servers = {child.pid for child in psutil.Process(process.pid).children(recursive=True)}
+        assert len(servers) == 2
+        response = httpx.post(aps + "/predict", json={"instances": [[0.0, 0.0, 0.0, 0.0]]}, timeout=10)
+        assert response.status_code == 200
+        assert response.json()["outputs"]["label"] == model.predict(np.zeros((1, 4), np.float32)).tolist()
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in servers:
+            if psutil.pid_exists(pid):
+                psutil.Process(pid).kill()
+    assert servers and _gone(servers)
