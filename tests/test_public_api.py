@@ -45,3 +45,12 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="module 'aiforge' has no attribute 'nope'"):
         aiforge.nope  # noqa: B018
+
+
+def test_serve_names_resolve_and_load_lazily() -> None:
+    import aiforge.serve
+
+    for name in aiforge.serve.__all__:
+        assert getattr(aiforge.serve, name).__module__.startswith("aiforge.serve."), name
+    code = "import sys, aiforge.serve; print(sorted({'onnxruntime', 'grpc', 'fastapi'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
