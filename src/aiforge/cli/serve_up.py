@@ -119,7 +119,7 @@ def serve_up(
     import time
 
     from aiforge.errors import ServiceError
-    from aiforge.serve.up import up
+    from aiforge.serve.stack import up
 
     settings = _settings(
         config, model=model, model_repo=model_repo, version=version, handler=handler, replicas=replicas, cpus=cpus,

@@ -18,34 +18,34 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aiforge.serve.aps import create_aps_app, run_aps_server
-    from aiforge.serve.capacity import CapacityPlan, capacity, write_plot
     from aiforge.serve.engine import InferenceEngine
     from aiforge.serve.export import add_model, export_sklearn, export_torch
     from aiforge.serve.handler import Context, Handler, TransformHandler, load_handler
     from aiforge.serve.inference import create_grpc_server, create_inference_app, run_inference_server
-    from aiforge.serve.loadtest import LoadTestResult, loadtest
+    from aiforge.serve.load import LoadTestResult, loadtest
     from aiforge.serve.manifests import k8s_manifests, kserve_manifest, write_manifests
+    from aiforge.serve.planner import CapacityPlan, capacity, write_plot
     from aiforge.serve.predictor import GrpcPredictor, LocalPredictor, Predictor, predictor_from_url
     from aiforge.serve.protocol import InferRequest, InferResponse, Tensor
     from aiforge.serve.repository import ModelConfig, ModelRepository, ModelVersion
     from aiforge.serve.settings import ServeSettings
-    from aiforge.serve.up import Stack, up
+    from aiforge.serve.stack import Stack, up
 
 _LAZY = {
     "create_aps_app": "aps", "run_aps_server": "aps",
-    "CapacityPlan": "capacity", "capacity": "capacity", "write_plot": "capacity",
+    "CapacityPlan": "planner", "capacity": "planner", "write_plot": "planner",
     "InferenceEngine": "engine",
     "add_model": "export", "export_sklearn": "export", "export_torch": "export",
     "Context": "handler", "Handler": "handler", "TransformHandler": "handler", "load_handler": "handler",
     "create_grpc_server": "inference", "create_inference_app": "inference", "run_inference_server": "inference",
-    "LoadTestResult": "loadtest", "loadtest": "loadtest",
+    "LoadTestResult": "load", "loadtest": "load",
     "k8s_manifests": "manifests", "kserve_manifest": "manifests", "write_manifests": "manifests",
     "GrpcPredictor": "predictor", "LocalPredictor": "predictor", "Predictor": "predictor",
     "predictor_from_url": "predictor",
     "InferRequest": "protocol", "InferResponse": "protocol", "Tensor": "protocol",
     "ModelConfig": "repository", "ModelRepository": "repository", "ModelVersion": "repository",
     "ServeSettings": "settings",
-    "Stack": "up", "up": "up",
+    "Stack": "stack", "up": "stack",
 }
 
 __all__ = [

@@ -41,7 +41,7 @@ import yaml
 
 from aiforge.errors import InvalidInput
 from aiforge.serve.settings import ServeSettings
-from aiforge.serve.up import aps_args, inference_args
+from aiforge.serve.stack import aps_args, inference_args
 
 __all__ = ["MODEL_DIR", "dns_name", "k8s_manifests", "kserve_manifest", "write_manifests"]
 

@@ -1,6 +1,6 @@
 """The one settings object that ``aiforge serve up`` and ``aiforge serve export`` share.
 
-The same :class:`ServeSettings` starts the servers on this machine (:func:`aiforge.serve.up.up`) and writes the
+The same :class:`ServeSettings` starts the servers on this machine (:func:`aiforge.serve.stack.up`) and writes the
 Kubernetes or KServe manifests that run them on a cluster (:mod:`aiforge.serve.manifests`), so a model served
 locally and a model deployed elsewhere get the same replicas, CPUs, ports and batching. Settings come from keyword
 arguments or a YAML file (:meth:`ServeSettings.from_yaml`); every error names the offending key::

@@ -1,7 +1,7 @@
 """Capacity planning: find the highest request rate one replica sustains within a p99 latency SLO, and size a
 deployment for a target QPS.
 
-The sweep uses the open loop of :func:`~aiforge.serve.loadtest.loadtest` (requests on a fixed schedule, latency from
+The sweep uses the open loop of :func:`~aiforge.serve.load.loadtest` (requests on a fixed schedule, latency from
 the scheduled time), because a closed loop slows down with the server and so never shows the queue that builds up
 past saturation. Two short closed-loop probes (concurrency 1 and 16) first estimate the service rate, so the sweep
 starts near the answer; then the rate doubles until a step fails, and bisects between the best good and the first
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiforge._progress import progress as progress_bar
 from aiforge.errors import InvalidInput
-from aiforge.serve.loadtest import LoadTestResult, Payload, loadtest
+from aiforge.serve.load import LoadTestResult, Payload, loadtest
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -139,7 +139,7 @@ def capacity(
     Parameters
     ----------
     url, payload
-        As for :func:`~aiforge.serve.loadtest.loadtest`.
+        As for :func:`~aiforge.serve.load.loadtest`.
     slo_p99_ms : float
         The latency objective: p99 in milliseconds.
     target_qps : float

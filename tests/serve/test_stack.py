@@ -15,7 +15,7 @@ import pytest
 from aiforge.errors import ServiceError
 from aiforge.serve.export import export_sklearn
 from aiforge.serve.settings import ServeSettings
-from aiforge.serve.up import Stack, up
+from aiforge.serve.stack import Stack, up
 
 
 def _free_port() -> int:

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import aiforge.serve.capacity as capacity_module
+import aiforge.serve.planner as capacity_module
 from aiforge.cli import app
 from aiforge.errors import InvalidInput
-from aiforge.serve.capacity import CapacityPlan, capacity, write_plot
+from aiforge.serve.planner import CapacityPlan, capacity, write_plot
 
 runner = CliRunner()
 STEP_S = 0.5
@@ -205,7 +205,7 @@ def test_png_needs_kaleido() -> None:
 def test_table_caption_says_the_recommendation() -> None:
     from rich.console import Console
 
-    from aiforge.serve.capacity import CapacityPoint
+    from aiforge.serve.planner import CapacityPoint
 
     point = CapacityPoint(offered_rps=100, achieved_rps=99.5, p50=2, p90=3, p99=4, error_rate=0, within_slo=True,
                           verdict="ok")
