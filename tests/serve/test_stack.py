@@ -137,8 +137,8 @@ def test_up_not_ready_in_time_stops_everything(iris_repo: tuple[Path, Any, np.nd
     settings = ServeSettings(model_repo=repo, model="iris", **_ports())
     before = _children()
     with pytest.raises(ServiceError, match=r"^the servers for 'iris' were not ready within 0\.001 s: "
-                       r"http://127\.0\.0\.1:\d+/v2/health/ready, http://127\.0\.0\.1:\d+/health/ready did not "
-                       r"answer 200; raise wait_s if the model is slow to load"):
+                       r"http://127\.0\.0\.1:\d+/v2/health/ready, http://127\.0\.0\.1:\d+/health/ready, aps-0, "
+                       r"inference-0 did not answer 200 or report ready; raise wait_s if the model is slow to load"):
         up(settings, wait_s=0.001)
     assert _children() - before == set()
 

@@ -64,4 +64,5 @@ def aps(
     typer.echo(f"APS for model {model!r} ({handler}) on http://{host}:{port}/predict -> {predictor}", err=True)
     run_aps_server(handler, predictor, model=model, version=version, host=host, port=port, timeout_s=timeout_s,
                    max_in_flight=max_in_flight, token=token, batching=not no_batching,
-                   reuse_port=reuse_port)
+                   reuse_port=reuse_port,
+                   on_started=lambda: typer.echo(f"APS ready on http://{host}:{port}/predict", err=True))

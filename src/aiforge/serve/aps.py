@@ -28,7 +28,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -364,7 +364,7 @@ def create_aps_app(handler: Handler, predictor: Predictor, *, model: str, versio
 def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, model: str, version: str | None = None,
                    host: str = "127.0.0.1", port: int = 8000, timeout_s: float = 5.0, max_in_flight: int = 256,
                    token: str | None = None, predictor_token: str | None = None, batching: bool = True,
-                   reuse_port: bool = False) -> None:
+                   reuse_port: bool = False, on_started: Callable[[], Any] | None = None) -> None:
     """Run the APS server until SIGTERM/SIGINT (blocking); in-flight requests finish first.
 
     Parameters
@@ -387,6 +387,8 @@ def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, mo
         Dynamic batching in co-located mode.
     reuse_port : bool
         Let several APS processes share ``port`` (SO_REUSEPORT).
+    on_started : callable, optional
+        Called once the server accepts requests.
     """
     from aiforge.serve._http import serve
 
@@ -406,7 +408,7 @@ def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, mo
                                    token=predictor_token if predictor_token is not None else token, batching=batching)
     app = create_aps_app(handler, predictor, model=model, version=version, timeout_s=timeout_s, token=token,
                          max_in_flight=max_in_flight, loaded=True)
-    _run(serve(app, host=host, port=port, reuse_port=reuse_port))
+    _run(serve(app, host=host, port=port, reuse_port=reuse_port, on_started=on_started))
 
 
 def _run(main: Any) -> None:

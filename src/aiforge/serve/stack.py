@@ -271,10 +271,24 @@ def up(settings: ServeSettings, *, wait_s: float = 60.0, log_dir: str | os.PathL
     return stack
 
 
+# The line each server prints once it accepts requests. Replicas share one port, so the health routes alone cannot
+# tell whether every replica is up; each replica's own log can.
+_READY_LINES = {"inference": b"serving ", "aps": b"APS ready on "}
+
+
+def _replica_ready(stack: Stack, process: subprocess.Popen[bytes]) -> bool:
+    name = stack.name_of(process)
+    try:
+        return _READY_LINES[name.split("-")[0]] in stack._logs[process.pid].read_bytes()
+    except (KeyError, OSError):
+        return False
+
+
 def _wait_ready(stack: Stack, wait_s: float) -> None:
     checks = [stack.urls["inference_http"] + "/v2/health/ready", stack.urls["aps"] + "/health/ready"]
     deadline = time.monotonic() + wait_s
     pending = list(checks)
+    starting = list(stack.processes)
     while True:
         for process in stack.processes:
             code = process.poll()
@@ -285,8 +299,9 @@ def _wait_ready(stack: Stack, wait_s: float) -> None:
                     f"{stack.settings.model_repo}; its last output ({stack.log_dir / (name + '.log')}):\n"
                     f"{stack.log_tail(process) or '(nothing)'}"
                 )
+        starting = [process for process in starting if not _replica_ready(stack, process)]
         pending = [url for url in pending if not _ready(url)]
-        if not pending:
+        if not pending and not starting:
             return
         if time.monotonic() > deadline:
             tails = "\n".join(
@@ -294,7 +309,8 @@ def _wait_ready(stack: Stack, wait_s: float) -> None:
             )
             raise ServiceError(
                 f"the servers for {stack.settings.model!r} were not ready within {wait_s:g} s: "
-                f"{', '.join(pending)} did not answer 200; raise wait_s if the model is slow to load. "
+                f"{', '.join([*pending, *(stack.name_of(p) for p in starting)])} did not answer 200 or report ready; "
+                f"raise wait_s if the model is slow to load. "
                 f"Last output:\n{tails}"
             )
         time.sleep(0.05)  # polling interval between readiness checks
