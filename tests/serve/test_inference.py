@@ -285,7 +285,8 @@ def test_cli_bad_model_repo(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["serve", "model", str(missing)])
     assert result.exit_code == 1
     assert result.output == (f"Error: model repository {missing} does not exist or is not a folder; expected "
-                             f"{missing}/<model>/<version>/model.onnx (aiforge serve export writes one)\n")
+                             f"{missing}/<model>/<version>/model.onnx "
+                             f"(aiforge.serve.export_sklearn or export_torch writes one)\n")
 
 
 def test_cli_token_env_must_be_set(onnx_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -181,7 +181,9 @@ def test_unreadable_onnx(onnx_repo: Path) -> None:
         f"model 'digits' version 2: {path} is not a readable ONNX model"
     )) as info:
         ModelRepository.load(onnx_repo)
-    assert str(info.value).endswith("export it again (aiforge serve export) or remove the version folder")
+    assert str(info.value).endswith(
+        "export it again (aiforge.serve.export_sklearn or export_torch) or remove the version folder"
+    )
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

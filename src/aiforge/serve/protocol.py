@@ -19,6 +19,7 @@ reads typed ``contents`` too, so any v2 client can call us.
 
 from __future__ import annotations
 
+import math
 import struct
 import sys
 from dataclasses import dataclass, field
@@ -173,7 +174,7 @@ def _tensor_from_json(item: Any, where: str) -> Tensor:
             flat = np.asarray(item["data"], dtype=dtype).reshape(-1)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"input {name!r}: data is not a list of {datatype} values ({exc})") from None
-    expected = int(np.prod(shape, dtype=np.int64))
+    expected = math.prod(shape)
     if flat.size != expected:
         raise InvalidInput(
             f"input {name!r}: shape {shape} needs {expected} values but 'data' has {flat.size}"
@@ -308,7 +309,7 @@ def _raw_bytes(array: np.ndarray, datatype: str) -> bytes:
 
 
 def _from_raw(raw: bytes, datatype: str, shape: list[int], name: str) -> np.ndarray:
-    expected = int(np.prod(shape, dtype=np.int64))
+    expected = math.prod(shape)
     if datatype == "BYTES":
         values, offset = [], 0
         while offset < len(raw):
@@ -336,7 +337,7 @@ def _from_contents(contents: Any, datatype: str, shape: list[int], name: str) ->
         raise InvalidInput(f"input {name!r}: FP16 tensors must be sent as raw_input_contents")
     values = list(getattr(contents, _CONTENTS_FIELD[datatype]))
     flat = np.array(values, dtype=object) if datatype == "BYTES" else np.asarray(values, dtype=DATATYPES[datatype])
-    expected = int(np.prod(shape, dtype=np.int64))
+    expected = math.prod(shape)
     if flat.size != expected:
         raise InvalidInput(f"input {name!r}: shape {shape} needs {expected} values, got {flat.size}")
     return flat.reshape(shape)

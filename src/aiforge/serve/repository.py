@@ -159,7 +159,7 @@ class ModelVersion:
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types
             raise InvalidInput(
                 f"model {name!r} version {version}: {self.path} is not a readable ONNX model ({exc}); "
-                f"export it again (aiforge serve export) or remove the version folder"
+                f"export it again (aiforge.serve.export_sklearn or export_torch) or remove the version folder"
             ) from exc
         try:
             self.inputs = [_spec(node) for node in self._session.get_inputs()]
@@ -305,7 +305,7 @@ class ModelRepository:
         if not root.is_dir():
             raise NotFound(
                 f"model repository {root} does not exist or is not a folder; expected {root}/<model>/<version>/"
-                f"{_MODEL_FILE} (aiforge serve export writes one)"
+                f"{_MODEL_FILE} (aiforge.serve.export_sklearn or export_torch writes one)"
             )
         if overrides:
             ModelConfig.from_dict({k: v for k, v in overrides.items() if v is not None}, "overrides")
