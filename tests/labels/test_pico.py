@@ -136,17 +136,37 @@ def test_bad_parameters(blobs):
         PICO(n_folds=1).fit(X, y)
     with pytest.raises(InvalidInput, match=r"temperature must be a positive number; got 0"):
         PICO(temperature=0).fit(X, y)
+    with pytest.raises(InvalidInput, match=r"deconvolve_steps must be an integer >= 0; got -1"):
+        PICO(deconvolve_steps=-1).fit(X, y)
 
 
 def test_deconvolution_undoes_a_known_noise_channel():
     from aiforge.labels.pico import _deconvolved, _unmixing
 
     # soft counts (training label, true class): true 0 is labelled 0 60 times and 1 40 times; true 1 always 1
-    unmix = _unmixing(np.array([[60.0, 0.0], [40.0, 100.0]]), smoothing=0.0)
+    channel, unmix = _unmixing(np.array([[60.0, 0.0], [40.0, 100.0]]), smoothing=0.0)
+    np.testing.assert_allclose(channel, [[0.6, 0.4], [0.0, 1.0]], atol=1e-12)
     np.testing.assert_allclose(np.linalg.inv(unmix), [[0.6, 0.4], [0.0, 1.0]], atol=1e-12)
     # a checker trained on those labels says (0.6, 0.4) where the true class is surely 0
-    got = np.exp(_deconvolved(np.log(np.array([[[0.6, 0.4]]])), unmix))
+    got = np.exp(_deconvolved(np.log(np.array([[[0.6, 0.4]]])), (channel, unmix)))
     np.testing.assert_allclose(got, [[[1 / 1.001, 0.001 / 1.001]]], rtol=1e-9)
+
+
+def test_non_negative_deconvolution_by_hand_and_towards_the_true_class():
+    from aiforge.labels.pico import _deconvolved, _unmixing
+
+    channel, unmix = _unmixing(np.array([[60.0, 0.0], [40.0, 100.0]]), smoothing=0.0)
+    q = np.array([[[0.6, 0.4]]])
+    # one Richardson-Lucy step from p = q: p @ C = (0.36, 0.64); ratio r = q / (p @ C); p <- p * (r @ C.T)
+    r = np.array([0.6 / 0.36, 0.4 / 0.64])
+    hand = q[0, 0] * np.array([0.6 * r[0] + 0.4 * r[1], r[1]])
+    hand /= hand.sum()
+    got = np.exp(_deconvolved(np.log(q), (channel, unmix), steps=1))
+    np.testing.assert_allclose(got[0, 0], hand, rtol=1e-6)
+    # more steps move towards the true class 0 and always stay a distribution
+    many = np.exp(_deconvolved(np.log(q), (channel, unmix), steps=50))
+    assert many[0, 0, 0] > got[0, 0, 0] > 0.6
+    np.testing.assert_allclose(many.sum(axis=2), 1.0)
 
 
 def test_carry_must_be_a_fraction(blobs):

@@ -20,6 +20,8 @@ from aiforge.labels._base import LabelCleaner
 __all__ = ["PICO", "bayes_posterior", "combine_likelihoods", "estimate_transition", "hmm_prior", "initial_transition"]
 
 CHUNK_ROWS = 32_768
+DECONVOLVE_STEPS = 10
+DECONVOLVE_MAX_CLASSES = 32
 
 
 def initial_transition(n_classes: int, stay: float) -> np.ndarray:
@@ -126,7 +128,21 @@ class PICO(LabelCleaner):
         pair flips shows in the first estimate of the transition matrix.
     deconvolve : bool, default True
         Checkers trained on noisy labels learn ``p(noisy label | x) = p(true | x) @ channel``; undo the estimated
-        channel (its pseudo-inverse) before using their probabilities as likelihoods.
+        channel before using their probabilities as likelihoods.
+    deconvolve_steps : int, optional
+        How the channel is undone: ``0`` multiplies by its pseudo-inverse (clipped at a floor), ``s > 0`` runs ``s``
+        non-negative (Richardson-Lucy, i.e. EM for the mixture weights) steps that find ``p(true | x)`` with
+        ``p @ channel`` closest to the checker's probabilities, which never turns a noisy estimate into an extreme
+        likelihood ratio the way clipping a negative value to the floor does. Default (``None``): 10 steps with at
+        most 32 classes, else the pseudo-inverse (each step costs O(N K^2)). With 10 steps instead of the
+        pseudo-inverse F1 rose by 0.01-0.12 on satimage and letter with 40% pair-flip noise (together with
+        ``hard_em``) and by up to 0.03 with symmetric noise (seed 0, knn checker).
+    hard_em : bool, default True
+        The EM counts behind the transition matrix and the noise channel take each example's most likely class
+        (hard EM) instead of its whole posterior. Soft counts add the posterior mass that class overlap spreads
+        over neighbouring classes to the noise estimate; hard counts keep the channel sharp, so that with 40%
+        pair-flip noise the flipped and the kept labels separate (F1 on satimage 0.76 -> 0.89, letter 0.77 ->
+        0.85 with ``deconvolve_steps=10``; seed 0).
     top_k : int, optional
         Keep only the ``top_k`` most likely classes per example (memory O(N x k)); ``label_posterior_`` is then a
         ``scipy.sparse.csr_matrix``. Default: all classes, a dense array.
@@ -178,6 +194,8 @@ class PICO(LabelCleaner):
         carry: float = 0.0,
         flat_start: bool = True,
         deconvolve: bool = True,
+        deconvolve_steps: int | None = None,
+        hard_em: bool = True,
         top_k: int | None = None,
         seed: int = 0,
         n_jobs: int | None = 1,
@@ -196,6 +214,8 @@ class PICO(LabelCleaner):
         self.carry = carry
         self.flat_start = flat_start
         self.deconvolve = deconvolve
+        self.deconvolve_steps = deconvolve_steps
+        self.hard_em = hard_em
         self.top_k = top_k
         self.seed = seed
         self.n_jobs = n_jobs
@@ -220,6 +240,8 @@ class PICO(LabelCleaner):
         n_repeats = _engine.check_int("n_repeats", self.n_repeats, 1)
         threshold = _engine.check_fraction("threshold", self.threshold)
         em_steps = _engine.check_int("em_steps", self.em_steps, 0)
+        if self.deconvolve_steps is not None:
+            _engine.check_int("deconvolve_steps", self.deconvolve_steps, 0)
         backend = self.backend
         if backend not in ("loky", "spark"):
             raise InvalidInput(f"unknown backend {backend!r}; use 'loky' (processes here) or 'spark'")
@@ -236,6 +258,10 @@ class PICO(LabelCleaner):
         X, classes, given = _engine.check_xy(X, y, min_per_class=n_folds, need=f"PICO with n_folds={n_folds}")
         n, k_all = len(given), len(classes)
         k = k_all if self.top_k is None else min(_engine.check_int("top_k", self.top_k, 2), k_all)
+        if self.deconvolve_steps is None:
+            steps = DECONVOLVE_STEPS if k_all <= DECONVOLVE_MAX_CLASSES else 0
+        else:
+            steps = int(self.deconvolve_steps)
         rng = np.random.default_rng(seed)
         initial = initial_transition(k_all, stay)
         transition = initial
@@ -261,7 +287,7 @@ class PICO(LabelCleaner):
             )
             positions = _engine.positions_of(holdouts, n)
             freq = np.maximum(np.bincount(labels, minlength=k_all) / n, 1.0 / n)
-            unmix = np.eye(k_all)
+            unmix = None
             state = [
                 holdouts,
                 positions,
@@ -274,18 +300,20 @@ class PICO(LabelCleaner):
                 carry,
                 labels,
                 unmix,
+                steps,
+                bool(self.hard_em),
             ]
             if self.flat_start and em_steps:  # start EM from the checkers alone: a flat prior over classes
                 flat = np.full((k_all, k_all), 1.0 / k_all)
                 counts, train_counts = _sweep(state, flat)
                 transition = estimate_transition(counts, initial, float(self.smoothing))
                 if self.deconvolve:
-                    state[-1] = _unmixing(train_counts, float(self.smoothing))
+                    state[-3] = _unmixing(train_counts, float(self.smoothing))
             for _ in range(em_steps):  # re-estimate the transitions from this iteration's evidence (EM)
                 counts, train_counts = _sweep(state, transition)
                 transition = estimate_transition(counts, initial, float(self.smoothing))
                 if self.deconvolve:
-                    state[-1] = _unmixing(train_counts, float(self.smoothing))
+                    state[-3] = _unmixing(train_counts, float(self.smoothing))
             new_labels = labels.copy()
             counts, _ = _sweep(state, transition, labels=labels, new_labels=new_labels, threshold=threshold, k=k)
             del holdouts, positions, state
@@ -314,7 +342,8 @@ def _sweep(
 
     With ``labels`` it also decides the label changes (into ``new_labels``) and stores the new top-k posteriors.
     """
-    holdouts, positions, freq, post_top, post_val, n_classes, temperature, given, carry, current, unmix = state
+    holdouts, positions, freq, post_top, post_val, n_classes, temperature, given, carry, current = state[:10]
+    unmix, steps, hard_em = state[10:]
     n = len(post_top)
     counts = np.zeros((n_classes, n_classes))
     train_counts = np.zeros((n_classes, n_classes))
@@ -322,16 +351,17 @@ def _sweep(
     for start in range(0, n, CHUNK_ROWS):
         rows = slice(start, min(start + CHUNK_ROWS, n))
         logp = _engine.dense_loglik(holdouts, positions, rows, n_classes)
-        if unmix is not None and not np.array_equal(unmix, eye):
-            logp = _deconvolved(logp, unmix)
+        if unmix is not None:
+            logp = _deconvolved(logp, unmix, steps)
         loglik = combine_likelihoods(logp, freq, temperature)
         previous = _dense(post_top[rows], post_val[rows], n_classes)
         if carry < 1.0:  # the evidence of earlier iterations is not independent of this one's: carry part of it
             previous *= carry
             previous[np.arange(len(previous)), given[rows]] += 1.0 - carry
         post = bayes_posterior(hmm_prior(previous, transition), loglik)
-        counts += previous.T @ post
-        train_counts += eye[current[rows]].T @ post
+        evidence = eye[post.argmax(axis=1)] if hard_em else post
+        counts += previous.T @ evidence
+        train_counts += eye[current[rows]].T @ evidence
         if labels is not None and new_labels is not None:
             best = post.argmax(axis=1)
             best_p = post[np.arange(len(best)), best]
@@ -341,18 +371,32 @@ def _sweep(
     return counts, train_counts
 
 
-def _unmixing(train_counts: np.ndarray, smoothing: float) -> np.ndarray:
-    """The inverse of the noise channel p(training label | true class) estimated from soft counts (label, true)."""
+def _unmixing(train_counts: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """The noise channel p(training label | true class) (rows: true class) estimated from counts (label, true),
+    and its pseudo-inverse."""
     joint = train_counts + smoothing * np.eye(len(train_counts)) / len(train_counts)
     channel = (joint / joint.sum(axis=0, keepdims=True)).T  # rows: true class, columns: training label
-    return np.linalg.pinv(channel)
+    return channel, np.linalg.pinv(channel)
 
 
-def _deconvolved(logp: np.ndarray, unmix: np.ndarray) -> np.ndarray:
-    """Checkers learn p(noisy label | x) = p(true | x) @ channel; undo the channel: p(true | x) = q @ channel^-1."""
+def _deconvolved(logp: np.ndarray, unmix: tuple[np.ndarray, np.ndarray], steps: int = 0) -> np.ndarray:
+    """Checkers learn q = p(noisy label | x) = p(true | x) @ channel; undo the channel.
+
+    ``steps == 0``: ``p(true | x) = q @ channel^-1`` clipped at the floor. ``steps > 0``: that many Richardson-Lucy
+    steps ``p <- p * ((q / (p @ channel)) @ channel.T)`` from ``p = q``, which keep ``p`` a distribution and move it
+    towards the non-negative ``p`` whose ``p @ channel`` is closest to ``q`` (in Kullback-Leibler divergence).
+    """
+    channel, inverse = unmix
     q = np.exp(logp.astype(np.float64))
     q /= q.sum(axis=2, keepdims=True)
-    p = np.maximum(q @ unmix, _engine.MIN_PROB)
+    if steps > 0:
+        p = q.copy()
+        for _ in range(steps):
+            p *= (q / np.maximum(p @ channel, 1e-12)) @ channel.T
+            p /= p.sum(axis=2, keepdims=True)
+        p = np.maximum(p, _engine.MIN_PROB)
+    else:
+        p = np.maximum(q @ inverse, _engine.MIN_PROB)
     p /= p.sum(axis=2, keepdims=True)
     return np.log(p)
 
