@@ -235,3 +235,20 @@ def test_rank_interpolation_matches_linear_quantiles() -> None:
     got = interpolate({r: values[r] for r in ranks}, probabilities, len(values))
     np.testing.assert_allclose(got, np.quantile(values, probabilities), rtol=1e-15)
     assert interpolate({0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0}, [0.5], 4) == [2.5]
+
+
+def test_served_numbers_are_checked_like_batch_rows() -> None:
+    # "k" is an integer column only numeric features read: a served record skips Arrow for it, with the same result
+    table = pa.table({"k": [1, None, 7, 3], "f": [0.5, 2.0, None, 1.0]})
+    t = Transform(features=[{"numeric": {"column": "k", "scale": "minmax"}},
+                            {"numeric": {"column": "f", "log1p": True, "scale": "standardize"}}]).fit(table)
+    rows = t.transform(table)
+    for i, record in enumerate(table.to_pylist()):
+        assert np.array_equal(t.transform_record(record), rows[i])
+    assert np.array_equal(t.transform_record({"k": 7.0, "f": 1}), t.transform(pa.table({"k": [7], "f": [1.0]}))[0])
+    # a float for an integer column goes through Arrow, as before this fast path (Arrow truncates it)
+    assert np.array_equal(t.transform_record({"k": 2.5, "f": 1}), t.transform(pa.table({"k": [2], "f": [1.0]}))[0])
+    with pytest.raises(InvalidInput, match=r"^record value 'seven' for 'k' is not a int64"):
+        t.transform_record({"k": "seven", "f": 1.0})
+    with pytest.raises(InvalidInput, match=r"^record value 18446744073709551616 for 'k' is not a int64"):
+        t.transform_record({"k": 2**64, "f": 1.0})

@@ -35,17 +35,21 @@ def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def numeric_values(
-    column: pa.Array | pa.ChunkedArray, clip: tuple[float, float] | None = None, log1p: bool = False
+    column: pa.Array | pa.ChunkedArray | np.ndarray, clip: tuple[float, float] | None = None, log1p: bool = False
 ) -> np.ndarray:
     """Float64 values after ``clip`` then ``log1p``; missing, NaN and infinite results are NaN.
+
+    ``column`` may also be a float64 numpy array with NaN for missing values (one served record skips Arrow).
 
     Examples
     --------
     >>> numeric_values(pa.array([1, None, 50]), clip=(0, 10)).tolist()
     [1.0, nan, 10.0]
     """
-    array = pc.cast(_plain(column), pa.float64())
-    values = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+    if isinstance(column, np.ndarray):
+        values = column.astype(np.float64, copy=True)
+    else:
+        values = pc.cast(_plain(column), pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
     if clip is not None:
         np.clip(values, clip[0], clip[1], out=values)
     if log1p:
