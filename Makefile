@@ -35,6 +35,7 @@ bench: setup
 	$(PY) benchmarks/bench_nlp.py
 	$(PY) benchmarks/bench_batch.py
 	$(PY) benchmarks/bench_clean.py
+	$(PY) benchmarks/bench_serve.py --record
 
 docs: setup
 	$(PY) scripts/gen_cli_docs.py > docs/cli.md

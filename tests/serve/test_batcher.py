@@ -240,3 +240,23 @@ def test_a_failing_worker_answers_every_request(onnx_repo: Path, digits_x: np.nd
 
     errors = _run(main)
     assert [type(e).__name__ for e in errors] == ["MemoryError"] * 3
+
+
+def test_a_lone_request_does_not_wait_for_company(onnx_repo: Path, digits_x: np.ndarray) -> None:
+    model = ModelRepository.load(onnx_repo).get("digits", "1")
+    batches: list[int] = []
+
+    async def main() -> None:
+        # a queue delay of a minute: only a request that skips it can finish within the 30 s below
+        batcher = DynamicBatcher(model, max_batch_size=2, max_queue_delay_ms=60_000,
+                                 on_batch=lambda rows, _s, waits: batches.append(rows))
+        try:
+            await asyncio.wait_for(batcher.submit({"input": digits_x[:1]}), 30)
+            # two at once still wait for each other, and fill the batch of two
+            await asyncio.wait_for(asyncio.gather(batcher.submit({"input": digits_x[:1]}),
+                                                  batcher.submit({"input": digits_x[1:2]})), 30)
+        finally:
+            await batcher.close()
+
+    _run(main)
+    assert batches == [1, 2]

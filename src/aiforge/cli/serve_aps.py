@@ -42,6 +42,10 @@ def aps(
         typer.Option("--token-env", help="Environment variable holding the bearer token clients (and this server, "
                      "towards the inference server) must send."),
     ] = None,
+    no_coalesce: Annotated[
+        bool, typer.Option("--no-coalesce", help="With grpc://, send every request in its own call instead of "
+                           "merging concurrent ones into one call.")
+    ] = False,
     no_batching: Annotated[
         bool, typer.Option("--no-batching", help="With local://, run each request alone (no dynamic batching).")
     ] = False,
@@ -63,6 +67,6 @@ def aps(
                                f"export {token_env}=... first")
     typer.echo(f"APS for model {model!r} ({handler}) on http://{host}:{port}/predict -> {predictor}", err=True)
     run_aps_server(handler, predictor, model=model, version=version, host=host, port=port, timeout_s=timeout_s,
-                   max_in_flight=max_in_flight, token=token, batching=not no_batching,
+                   max_in_flight=max_in_flight, token=token, batching=not no_batching, coalesce=not no_coalesce,
                    reuse_port=reuse_port,
                    on_started=lambda: typer.echo(f"APS ready on http://{host}:{port}/predict", err=True))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aiforge.serve.aps import create_aps_app, run_aps_server
+    from aiforge.serve.coalesce import CoalescingPredictor
     from aiforge.serve.engine import InferenceEngine
     from aiforge.serve.export import add_model, export_sklearn, export_torch
     from aiforge.serve.handler import Context, Handler, TransformHandler, load_handler
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "create_aps_app": "aps", "run_aps_server": "aps",
     "CapacityPlan": "planner", "capacity": "planner", "write_plot": "planner",
+    "CoalescingPredictor": "coalesce",
     "InferenceEngine": "engine",
     "add_model": "export", "export_sklearn": "export", "export_torch": "export",
     "Context": "handler", "Handler": "handler", "TransformHandler": "handler", "load_handler": "handler",
@@ -50,6 +52,7 @@ _LAZY = {
 
 __all__ = [
     "CapacityPlan",
+    "CoalescingPredictor",
     "Context",
     "GrpcPredictor",
     "Handler",

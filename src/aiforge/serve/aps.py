@@ -364,7 +364,8 @@ def create_aps_app(handler: Handler, predictor: Predictor, *, model: str, versio
 def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, model: str, version: str | None = None,
                    host: str = "127.0.0.1", port: int = 8000, timeout_s: float = 5.0, max_in_flight: int = 256,
                    token: str | None = None, predictor_token: str | None = None, batching: bool = True,
-                   reuse_port: bool = False, on_started: Callable[[], Any] | None = None) -> None:
+                   reuse_port: bool = False, on_started: Callable[[], Any] | None = None,
+                   coalesce: bool = True) -> None:
     """Run the APS server until SIGTERM/SIGINT (blocking); in-flight requests finish first.
 
     Parameters
@@ -389,6 +390,9 @@ def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, mo
         Let several APS processes share ``port`` (SO_REUSEPORT).
     on_started : callable, optional
         Called once the server accepts requests.
+    coalesce : bool
+        With ``grpc://``, send concurrent requests to the inference server together, in one call
+        (:class:`~aiforge.serve.coalesce.CoalescingPredictor`); a request that arrives alone is sent at once.
     """
     from aiforge.serve._http import serve
 
@@ -405,7 +409,8 @@ def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, mo
     except Exception as exc:
         raise ServiceError(f"the handler's load() failed: {type(exc).__name__}: {exc}") from exc
     predictor = predictor_from_url(predictor_url, timeout_s=timeout_s,
-                                   token=predictor_token if predictor_token is not None else token, batching=batching)
+                                   token=predictor_token if predictor_token is not None else token, batching=batching,
+                                   coalesce=coalesce)
     app = create_aps_app(handler, predictor, model=model, version=version, timeout_s=timeout_s, token=token,
                          max_in_flight=max_in_flight, loaded=True)
     _run(serve(app, host=host, port=port, reuse_port=reuse_port, on_started=on_started))

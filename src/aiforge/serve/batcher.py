@@ -3,7 +3,8 @@
 One collector task per model version takes the first waiting request, gathers more until ``max_batch_size`` rows or
 ``max_queue_delay_ms`` has passed, and hands the batch to the version's single worker thread, which concatenates the
 inputs along axis 0 (once per batch), runs ONNX Runtime (which releases the GIL), and splits the outputs back by row
-counts. While the worker runs one batch the next one fills, so under load batches grow without waiting.
+counts. While the worker runs one batch the next one fills, so under load batches grow without waiting; a request
+that arrives alone (nothing else in flight) runs at once, so light load pays no queue delay.
 
 Requests whose inputs differ beyond the first dimension (or that ask for different outputs) run as separate batches.
 With batching off (``max_batch_size <= 1`` or a model without a dynamic first dimension) each request runs alone,
@@ -156,7 +157,8 @@ class DynamicBatcher:
             if running is not None and not running.done():
                 # The worker is busy: whatever arrives meanwhile joins this batch for free.
                 await asyncio.wait((running,))
-            if self.batching:
+            # A lone request (nothing else in flight) runs at once: waiting for company would only add the delay.
+            if self.batching and self.in_flight > 1:
                 rows, limit = first.rows, self.max_batch_size
                 # The delay counts from the first request's arrival, so time spent waiting for the worker counts.
                 deadline = loop.time() + self.max_queue_delay_s - (time.perf_counter() - first.submitted)

@@ -249,7 +249,7 @@ class LocalPredictor:
 
 
 def predictor_from_url(url: str, *, timeout_s: float = 5.0, token: str | None = None, batching: bool = True,
-                       overrides: Mapping[str, Any] | None = None) -> GrpcPredictor | LocalPredictor:
+                       overrides: Mapping[str, Any] | None = None, coalesce: bool = False) -> Predictor:
     """The predictor a URL names.
 
     Parameters
@@ -261,6 +261,8 @@ def predictor_from_url(url: str, *, timeout_s: float = 5.0, token: str | None = 
         For ``grpc://``: the per-call deadline and the server's bearer token.
     batching, overrides
         For ``local://``: dynamic batching on/off and model config overrides.
+    coalesce : bool
+        For ``grpc://``: merge concurrent requests into one call (:class:`~aiforge.serve.coalesce.CoalescingPredictor`).
 
     Examples
     --------
@@ -269,7 +271,12 @@ def predictor_from_url(url: str, *, timeout_s: float = 5.0, token: str | None = 
     """
     scheme, sep, rest = url.partition("://")
     if sep and scheme == "grpc":
-        return GrpcPredictor(rest, timeout_s=timeout_s, token=token)
+        predictor = GrpcPredictor(rest, timeout_s=timeout_s, token=token)
+        if coalesce:
+            from aiforge.serve.coalesce import CoalescingPredictor
+
+            return CoalescingPredictor(predictor)
+        return predictor
     if sep and scheme == "local":
         if not rest:
             raise InvalidInput("local:// needs the model repository path, e.g. local:///srv/model_repo")
