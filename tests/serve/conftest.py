@@ -114,8 +114,8 @@ class RunningServer:
 def run_server(repo: Path | InferenceEngine, *, token: str | None = None, batching: bool = True,
                overrides: dict[str, Any] | None = None) -> Iterator[RunningServer]:
     """Run an inference server (REST + gRPC) in a background thread with its own event loop; stop it on exit."""
-    from aiforge.serve._http import ServerMetrics, serve
-    from aiforge.serve.inference import _loop_factory, create_grpc_server, create_inference_app
+    from aiforge.serve._http import ServerMetrics
+    from aiforge.serve.inference import create_grpc_server, create_inference_app
     from aiforge.serve.repository import ModelRepository
 
     if isinstance(repo, InferenceEngine):
@@ -125,14 +125,26 @@ def run_server(repo: Path | InferenceEngine, *, token: str | None = None, batchi
                                  metrics=ServerMetrics("aiforge_inference"))
     app = create_inference_app(engine, token=token)
     http_port, grpc_port = free_port(), free_port()
+    with serving_in_thread("inference-server", app, port=http_port, grace_s=5.0, on_shutdown=engine.close,
+                           grpc_server=lambda: create_grpc_server(engine, port=grpc_port, token=token),
+                           grpc_port=grpc_port):
+        yield RunningServer(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", engine)
+
+
+@contextlib.contextmanager
+def serving_in_thread(name: str, app: Any, **options: Any) -> Iterator[None]:
+    """Run ``aiforge.serve._http.serve(app, **options)`` in a thread with its own event loop, as the servers run in
+    their processes; return once it accepts requests, stop it gracefully on exit."""
+    from aiforge.serve._http import serve
+    from aiforge.serve.inference import _loop_factory
+
     started = threading.Event()
     state: dict[str, Any] = {}
 
     async def main() -> None:
         state["loop"] = asyncio.get_running_loop()
         state["stop"] = stop = asyncio.Event()
-        await serve(app, port=http_port, grpc_server=lambda: create_grpc_server(engine, port=grpc_port, token=token),
-                    grpc_port=grpc_port, grace_s=5.0, on_shutdown=engine.close, on_started=started.set, stop=stop)
+        await serve(app, on_started=started.set, stop=stop, **options)
 
     def target() -> None:
         try:
@@ -143,13 +155,13 @@ def run_server(repo: Path | InferenceEngine, *, token: str | None = None, batchi
         finally:
             started.set()
 
-    thread = threading.Thread(target=target, name="inference-server", daemon=True)
+    thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
     started.wait(30)
     if "error" in state:
         raise state["error"]
     try:
-        yield RunningServer(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", engine)
+        yield
     finally:
         if "loop" in state and thread.is_alive():
             state["loop"].call_soon_threadsafe(state["stop"].set)
@@ -193,3 +205,39 @@ def blocked_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
         yield release
     finally:
         release.set()
+
+
+class BackgroundHTTPServer:
+    """A real aiohttp server on a free loopback port, in a background thread; subclasses answer in ``handle``."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    async def handle(self, request: Any) -> Any:
+        raise NotImplementedError
+
+    async def _start(self) -> None:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_route("*", "/{route}", self.handle)
+        self.runner = web.AppRunner(app, shutdown_timeout=0.2, handler_cancellation=True, access_log=None)
+        await self.runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        await web.SockSite(self.runner, sock).start()
+
+    def __enter__(self) -> Any:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()

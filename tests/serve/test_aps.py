@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import threading
@@ -22,7 +21,7 @@ from aiforge.serve.aps import create_aps_app
 from aiforge.serve.handler import Context, Handler, TransformHandler
 from aiforge.serve.predictor import Predictor, predictor_from_url
 from aiforge.serve.protocol import InferResponse
-from conftest import RunningServer, free_port, run_server
+from conftest import RunningServer, free_port, run_server, serving_in_thread
 
 DIGITS_SHAPE_ERROR = "input 'input': expected shape [-1, 64]"
 
@@ -44,43 +43,16 @@ class Running:
 def run_aps(handler: Handler, predictor: Predictor | str, *, model: str = "digits",
             **options: Any) -> Iterator[Running]:
     """Run an APS server in a background thread with its own event loop; stop it (and its predictor) on exit."""
-    from aiforge.serve._http import serve
-    from aiforge.serve.inference import _loop_factory
-
     if isinstance(predictor, str):
         predictor = predictor_from_url(predictor)
     app = create_aps_app(handler, predictor, model=model, **options)
     port = free_port()
-    started = threading.Event()
-    state: dict[str, Any] = {}
-
-    async def main() -> None:
-        state["loop"] = asyncio.get_running_loop()
-        state["stop"] = stop = asyncio.Event()
-        await serve(app, port=port, grace_s=2.0, on_started=started.set, stop=stop)
-
-    def target() -> None:
+    with serving_in_thread("aps-server", app, port=port, grace_s=2.0):
+        running = Running(f"http://127.0.0.1:{port}", app)
         try:
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                runner.run(main())
-        except BaseException as exc:
-            state["error"] = exc
+            yield running
         finally:
-            started.set()
-
-    thread = threading.Thread(target=target, name="aps-server", daemon=True)
-    thread.start()
-    started.wait(30)
-    if "error" in state:
-        raise state["error"]
-    running = Running(f"http://127.0.0.1:{port}", app)
-    try:
-        yield running
-    finally:
-        running.client.close()
-        if "loop" in state and thread.is_alive():
-            state["loop"].call_soon_threadsafe(state["stop"].set)
-        thread.join(30)
+            running.client.close()
 
 
 def rows(x: np.ndarray) -> dict[str, Any]:
@@ -370,7 +342,7 @@ def test_cli_help_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     no_token = runner.invoke(cli, ["serve", "aps", "default", "--predictor", "grpc://127.0.0.1:1", "-m", "digits",
                                    "--token-env", "APS_TEST_TOKEN"])
     assert no_token.exit_code == 1
-    assert "Error: --token-env APS_TEST_TOKEN: environment variable APS_TEST_TOKEN is not set or empty" in \
+    assert "Error: the token variable $APS_TEST_TOKEN is unset or empty; export APS_TEST_TOKEN=<token>" in \
         no_token.output
     bad_url = runner.invoke(cli, ["serve", "aps", "default", "--predictor", "http://127.0.0.1:8080", "-m", "digits"])
     assert bad_url.exit_code == 1

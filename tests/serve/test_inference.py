@@ -293,8 +293,8 @@ def test_cli_token_env_must_be_set(onnx_repo: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("AIFORGE_TEST_TOKEN", raising=False)
     result = CliRunner().invoke(app, ["serve", "model", str(onnx_repo), "--token-env", "AIFORGE_TEST_TOKEN"])
     assert result.exit_code == 1
-    assert result.output == ("Error: --token-env AIFORGE_TEST_TOKEN: the environment variable AIFORGE_TEST_TOKEN is "
-                             "not set or empty; export AIFORGE_TEST_TOKEN=<token> first\n")
+    assert result.output == ("Error: the token variable $AIFORGE_TEST_TOKEN is unset or empty; export "
+                             "AIFORGE_TEST_TOKEN=<token>, or leave out --token-env (token_env) to serve without auth\n")
 
 
 def test_too_large_body_is_413(client: httpx.Client, digits_x: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:

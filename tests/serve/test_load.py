@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -16,59 +16,36 @@ from typer.testing import CliRunner
 from aiforge.cli import app
 from aiforge.errors import InvalidInput
 from aiforge.serve.load import LoadTestResult, Payload, encode_payload, loadtest, parse_headers
+from conftest import BackgroundHTTPServer
 
 runner = CliRunner()
 
 
-class Server:
-    """An aiohttp server in a background thread: /ok echoes, /slow?ms=N sleeps, /fail 500, /busy 503, /bad 400."""
+class Server(BackgroundHTTPServer):
+    """/ok echoes, /slow?ms=N sleeps, /fail 500, /busy 503, /bad 400."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.hits: dict[str, int] = {}
         self.bodies: list[tuple[bytes, str]] = []
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    async def _start(self) -> None:
+    async def handle(self, request: Any) -> Any:
         from aiohttp import web
 
-        async def handle(request: web.Request) -> web.StreamResponse:
-            route = request.path.strip("/")
-            self.hits[route] = self.hits.get(route, 0) + 1
-            body = await request.read()
-            if route == "ok":
-                self.bodies.append((body, request.headers.get("Content-Type", "")))
-                return web.Response(body=body)
-            if route == "slow":
-                await asyncio.sleep(int(request.query.get("ms", "10")) / 1000)
-                return web.Response(text="late")
-            if route == "fail":
-                return web.json_response({"error": "boom"}, status=500)
-            if route == "busy":
-                return web.json_response({"error": "queue full"}, status=503, headers={"Retry-After": "1"})
-            return web.json_response({"error": "bad input"}, status=400)
-
-        app = web.Application()
-        app.router.add_route("*", "/{route}", handle)
-        self.runner = web.AppRunner(app, shutdown_timeout=0.2, handler_cancellation=True, access_log=None)
-        await self.runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        await web.SockSite(self.runner, sock).start()
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
+        route = request.path.strip("/")
+        self.hits[route] = self.hits.get(route, 0) + 1
+        body = await request.read()
+        if route == "ok":
+            self.bodies.append((body, request.headers.get("Content-Type", "")))
+            return web.Response(body=body)
+        if route == "slow":
+            await asyncio.sleep(int(request.query.get("ms", "10")) / 1000)
+            return web.Response(text="late")
+        if route == "fail":
+            return web.json_response({"error": "boom"}, status=500)
+        if route == "busy":
+            return web.json_response({"error": "queue full"}, status=503, headers={"Retry-After": "1"})
+        return web.json_response({"error": "bad input"}, status=400)
 
 
 @pytest.fixture(scope="module")

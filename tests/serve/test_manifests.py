@@ -112,7 +112,7 @@ def test_settings_from_yaml(tmp_path: Path, repo: Path) -> None:
 def test_token_is_read_from_the_named_variable(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _settings(repo)
     monkeypatch.delenv("CHURN_TOKEN", raising=False)
-    with pytest.raises(InvalidInput, match=r"^token_env names \$CHURN_TOKEN, but that environment variable is unset"):
+    with pytest.raises(InvalidInput, match=r"^the token variable \$CHURN_TOKEN is unset or empty"):
         _ = settings.token
     monkeypatch.setenv("CHURN_TOKEN", "t0k3n")
     assert settings.token == "t0k3n"

@@ -8,7 +8,6 @@ import asyncio
 import json
 import math
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,59 +19,35 @@ import aiforge.serve.planner as capacity_module
 from aiforge.cli import app
 from aiforge.errors import InvalidInput
 from aiforge.serve.planner import CapacityPlan, capacity, write_plot
+from conftest import BackgroundHTTPServer
 
 runner = CliRunner()
 STEP_S = 0.5
 
 
-class Server:
+class Server(BackgroundHTTPServer):
     """/ok answers at once; /limited sleeps 5 ms holding a one-slot semaphore; /slow sleeps 5 ms; ``failing``
     turns every answer into a 500."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.hits = 0
         self.failing = False
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.one_at_a_time = asyncio.Semaphore(1)
 
-    async def _start(self) -> None:
+    async def handle(self, request: Any) -> Any:
         from aiohttp import web
 
-        one_at_a_time = asyncio.Semaphore(1)
-
-        async def handle(request: web.Request) -> web.Response:
-            self.hits += 1
-            await request.read()
-            if self.failing:
-                return web.Response(status=500)
-            if request.path == "/limited":
-                async with one_at_a_time:
-                    await asyncio.sleep(0.005)
-            elif request.path == "/slow":
+        self.hits += 1
+        await request.read()
+        if self.failing:
+            return web.Response(status=500)
+        if request.path == "/limited":
+            async with self.one_at_a_time:
                 await asyncio.sleep(0.005)
-            return web.Response(body=b'{"y": 1}')
-
-        app = web.Application()
-        app.router.add_route("*", "/{route}", handle)
-        self.runner = web.AppRunner(app, shutdown_timeout=0.2, handler_cancellation=True, access_log=None)
-        await self.runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        await web.SockSite(self.runner, sock).start()
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
+        elif request.path == "/slow":
+            await asyncio.sleep(0.005)
+        return web.Response(body=b'{"y": 1}')
 
 
 @pytest.fixture(scope="module")

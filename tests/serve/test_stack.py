@@ -151,7 +151,7 @@ def test_up_refuses_an_unset_token_variable_before_starting(iris_repo: tuple[Pat
     monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
     settings = ServeSettings(model_repo=repo, model="iris", token_env="NO_SUCH_TOKEN", **_ports())
     before = _children()
-    with pytest.raises(InvalidInput, match=r"^token_env names \$NO_SUCH_TOKEN, but that environment variable"):
+    with pytest.raises(InvalidInput, match=r"^the token variable \$NO_SUCH_TOKEN is unset or empty"):
         up(settings)
     assert _children() - before == set()
 

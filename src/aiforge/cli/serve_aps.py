@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
 from aiforge.cli._app import serve_app
-from aiforge.errors import InvalidInput
 
 
 @serve_app.command("aps")
@@ -58,13 +56,9 @@ def aps(
     Example: aiforge serve aps handler.py:Churn --predictor grpc://127.0.0.1:8081 --model churn
     """
     from aiforge.serve.aps import run_aps_server
+    from aiforge.serve.settings import token_from_env
 
-    token = None
-    if token_env:
-        token = os.environ.get(token_env)
-        if not token:
-            raise InvalidInput(f"--token-env {token_env}: environment variable {token_env} is not set or empty; "
-                               f"export {token_env}=... first")
+    token = token_from_env(token_env)
     typer.echo(f"APS for model {model!r} ({handler}) on http://{host}:{port}/predict -> {predictor}", err=True)
     run_aps_server(handler, predictor, model=model, version=version, host=host, port=port, timeout_s=timeout_s,
                    max_in_flight=max_in_flight, token=token, batching=not no_batching, coalesce=not no_coalesce,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -52,14 +51,10 @@ def serve_model(
 
     Example: aiforge serve model ./models --port 8080 --max-batch-size 64
     """
-    from aiforge.errors import InvalidInput
 
-    token = None
-    if token_env:
-        token = os.environ.get(token_env)
-        if not token:
-            raise InvalidInput(f"--token-env {token_env}: the environment variable {token_env} is not set or empty; "
-                               f"export {token_env}=<token> first")
+    from aiforge.serve.settings import token_from_env
+
+    token = token_from_env(token_env)
     from aiforge.serve.inference import run_inference_server
     from aiforge.serve.repository import ModelRepository
 

@@ -27,7 +27,27 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from aiforge.errors import InvalidInput
 
-__all__ = ["ServeSettings", "model_versions"]
+__all__ = ["ServeSettings", "model_versions", "token_from_env"]
+
+
+def token_from_env(name: str | None) -> str | None:
+    """The bearer token held by environment variable ``name`` (``None``: auth off). Tokens never travel on command
+    lines or in manifests, only in the environment.
+
+    Raises
+    ------
+    InvalidInput
+        ``name`` is given but the variable is unset or empty.
+    """
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise InvalidInput(
+            f"the token variable ${name} is unset or empty; export {name}=<token>, or leave out --token-env "
+            "(token_env) to serve without auth"
+        )
+    return value
 
 _MEMORY = re.compile(r"^[1-9][0-9]*(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -208,15 +228,7 @@ class ServeSettings(BaseModel):
         InvalidInput
             ``token_env`` is set but the variable is unset or empty.
         """
-        if self.token_env is None:
-            return None
-        value = os.environ.get(self.token_env)
-        if not value:
-            raise InvalidInput(
-                f"token_env names ${self.token_env}, but that environment variable is unset or empty; "
-                f"export {self.token_env}=<token> or leave token_env out to serve without auth"
-            )
-        return value
+        return token_from_env(self.token_env)
 
     # -- validation -----------------------------------------------------------------------------------------------
 
