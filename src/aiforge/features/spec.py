@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aiforge._yaml import read_yaml
 from aiforge.errors import InvalidInput
 
 __all__ = [
@@ -312,12 +312,7 @@ def load_spec(spec: BatchSpec | Mapping[str, Any] | str | os.PathLike[str]) -> B
     if isinstance(spec, str | os.PathLike):
         path = Path(spec)
         source = str(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InvalidInput(f"cannot read batch spec {path}: {exc.strerror or exc}") from exc
-        except yaml.YAMLError as exc:
-            raise InvalidInput(f"batch spec {path} is not valid YAML: {exc}") from exc
+        data = read_yaml(path, "batch spec")
     else:
         data = spec
     if not isinstance(data, Mapping):

@@ -257,12 +257,9 @@ class ModelVersion:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    import yaml
+    from aiforge._yaml import read_yaml
 
-    try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"{path} cannot be read as YAML: {exc}") from exc
+    document = read_yaml(path, "model config")
     if document is None:
         return {}
     if not isinstance(document, dict):

@@ -22,9 +22,9 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from aiforge._yaml import read_yaml
 from aiforge.errors import InvalidInput
 
 __all__ = ["ServeSettings", "model_versions", "token_from_env"]
@@ -189,12 +189,7 @@ class ServeSettings(BaseModel):
             The file cannot be read, is not a YAML mapping, or a key is missing, unknown or out of range.
         """
         file = Path(path)
-        try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise InvalidInput(f"cannot read serve settings {file}: {exc.strerror or exc}") from exc
-        except yaml.YAMLError as exc:
-            raise InvalidInput(f"serve settings {file} is not valid YAML: {exc}") from exc
+        data = read_yaml(file, "serve settings")
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
