@@ -252,3 +252,11 @@ def test_served_numbers_are_checked_like_batch_rows() -> None:
         t.transform_record({"k": "seven", "f": 1.0})
     with pytest.raises(InvalidInput, match=r"^record value 18446744073709551616 for 'k' is not a int64"):
         t.transform_record({"k": 2**64, "f": 1.0})
+
+
+def test_a_new_fit_recomputes_which_columns_skip_arrow() -> None:
+    t = Transform(features=[{"numeric": {"column": "k"}}]).fit(pa.table({"k": [1, 2]}))
+    assert t._numeric_only_columns() == frozenset({"k"})
+    t.fit(pa.table({"k": ["1", "2"]}))  # same spec, the column is now text: served values must go through Arrow
+    assert t._numeric_only_columns() == frozenset()
+    assert np.array_equal(t.transform_record({"k": "7"}), t.transform(pa.table({"k": ["7"]}))[0])

@@ -301,14 +301,15 @@ class Transform:
     def _numeric_only_columns(self) -> frozenset[str]:
         """Numeric input columns that only numeric features read: a served record passes them as numpy, not Arrow
         (64 tiny Arrow casts cost ~4 ms a record)."""
+        # derived from both the spec and the fitted input types: a new fit (new input_types_ dict) recomputes it
         cached = self.__dict__.get("_numeric_only")
-        if cached is not None and cached[0] is self.features:
-            columns: frozenset[str] = cached[1]
+        if cached is not None and cached[0] is self.features and cached[1] is self.input_types_:
+            columns: frozenset[str] = cached[2]
             return columns
         numeric = {c for c, kind in self.input_types_.items() if _is_number_type(_arrow_type(kind))}
         other = {item.body.column for item in self._items() if item.numeric is None}
         columns = frozenset(numeric - other)
-        self._numeric_only = (self.features, columns)
+        self._numeric_only = (self.features, self.input_types_, columns)
         return columns
 
     # -- persistence ---------------------------------------------------------------------------------------------
