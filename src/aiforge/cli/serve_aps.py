@@ -55,6 +55,7 @@ def aps(
 
     Example: aiforge serve aps handler.py:Churn --predictor grpc://127.0.0.1:8081 --model churn
     """
+    from aiforge.serve._http import READY_PREFIX
     from aiforge.serve.aps import run_aps_server
     from aiforge.serve.settings import token_from_env
 
@@ -63,4 +64,4 @@ def aps(
     run_aps_server(handler, predictor, model=model, version=version, host=host, port=port, timeout_s=timeout_s,
                    max_in_flight=max_in_flight, token=token, batching=not no_batching, coalesce=not no_coalesce,
                    reuse_port=reuse_port,
-                   on_started=lambda: typer.echo(f"APS ready on http://{host}:{port}/predict", err=True))
+                   on_started=lambda: typer.echo(f"{READY_PREFIX}APS on http://{host}:{port}/predict", err=True))

@@ -64,7 +64,9 @@ def serve_model(
 
     def started() -> None:
         models = ", ".join(f"{name} (v{', v'.join(repository.versions(name))})" for name in repository.names())
-        typer.echo(f"serving {models}")
+        from aiforge.serve._http import READY_PREFIX
+
+        typer.echo(f"{READY_PREFIX}serving {models}")
         typer.echo(f"  REST  http://{host}:{port}/v2  (docs: http://{host}:{port}/docs)")
         if grpc_port:
             typer.echo(f"  gRPC  {host}:{grpc_port}")

@@ -24,7 +24,14 @@ from starlette.responses import Response
 
 from aiforge.errors import AiforgeError, InvalidInput, NotFound, Overloaded, ServiceError
 
-__all__ = ["BearerAuth", "ServerMetrics", "error_response", "error_status", "json_response", "open_socket", "serve"]
+__all__ = [
+    "READY_PREFIX", "BearerAuth", "ServerMetrics", "error_response", "error_status", "json_response", "open_socket",
+    "serve",
+]
+
+#: Each server process prints a line starting with this once it accepts requests; `serve up` waits for it in every
+#: replica's log (replicas share their ports, so the health routes cannot tell them apart).
+READY_PREFIX = "ready: "
 
 logger = logging.getLogger("aiforge.serve")
 

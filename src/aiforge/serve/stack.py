@@ -271,17 +271,15 @@ def up(settings: ServeSettings, *, wait_s: float = 60.0, log_dir: str | os.PathL
     return stack
 
 
-# The line each server prints once it accepts requests. Replicas share one port, so the health routes alone cannot
-# tell whether every replica is up; each replica's own log can.
-_READY_LINES = {"inference": b"serving ", "aps": b"APS ready on "}
-
-
 def _replica_ready(stack: Stack, process: subprocess.Popen[bytes]) -> bool:
-    name = stack.name_of(process)
+    """Whether the replica has printed its ready line (replicas share ports, so only their own logs tell them apart)."""
+    from aiforge.serve._http import READY_PREFIX
+
     try:
-        return _READY_LINES[name.split("-")[0]] in stack._logs[process.pid].read_bytes()
+        log = stack._logs[process.pid].read_bytes()
     except (KeyError, OSError):
         return False
+    return log.startswith(READY_PREFIX.encode()) or b"\n" + READY_PREFIX.encode() in log
 
 
 def _wait_ready(stack: Stack, wait_s: float) -> None:
