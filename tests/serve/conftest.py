@@ -241,3 +241,14 @@ class BackgroundHTTPServer:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
             self.loop.close()
+
+
+def assert_same_as_onnxruntime(outputs: dict[str, np.ndarray], onnx_repo: Path, version: str, x: np.ndarray) -> None:
+    """``outputs`` of the ``digits`` model equal ONNX Runtime's own on ``x``, bit for bit."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_repo / "digits" / version / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    label, probabilities = session.run(None, {"input": x})
+    np.testing.assert_array_equal(outputs["label"], label)
+    np.testing.assert_array_equal(outputs["probabilities"], probabilities)

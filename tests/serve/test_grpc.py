@@ -12,7 +12,6 @@ from typing import Any
 import grpc
 import httpx
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from aiforge.serve.protocol import (
@@ -24,6 +23,7 @@ from aiforge.serve.protocol import (
     response_from_grpc,
     response_from_json,
 )
+from conftest import assert_same_as_onnxruntime
 
 pb, services = grpc_modules()
 
@@ -61,12 +61,8 @@ def test_infer_equals_onnxruntime_and_rest(stub: Any, inference_server: Any, onn
     x = digits_x[20:25]
     response = response_from_grpc(stub.ModelInfer(_infer(x, version=version)))
     assert (response.model_name, response.model_version, response.id) == ("digits", version or "2", "g1")
-    session = ort.InferenceSession(str(onnx_repo / "digits" / (version or "2") / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    label, probabilities = session.run(None, {"input": x})
     out = response.as_dict()
-    np.testing.assert_array_equal(out["label"], label)
-    np.testing.assert_array_equal(out["probabilities"], probabilities)
+    assert_same_as_onnxruntime(out, onnx_repo, version or "2", x)
     route = "/v2/models/digits/infer" if not version else f"/v2/models/digits/versions/{version}/infer"
     rest = httpx.post(inference_server.http + route, content=request_to_json(InferRequest([Tensor("input", x)])))
     for name, value in response_from_json(rest.content).as_dict().items():

@@ -16,12 +16,12 @@ from typing import Any
 
 import httpx
 import numpy as np
-import onnxruntime as ort
 import pytest
 from typer.testing import CliRunner
 
 from aiforge.cli import app
 from aiforge.serve.protocol import InferRequest, Tensor, request_to_json, response_from_json
+from conftest import assert_same_as_onnxruntime
 
 
 def _body(x: np.ndarray, name: str = "input", **kw: Any) -> bytes:
@@ -77,12 +77,8 @@ def test_infer_equals_onnxruntime(client: httpx.Client, onnx_repo: Path, digits_
     assert reply.headers["content-type"] == "application/json"
     response = response_from_json(reply.content)
     assert (response.model_name, response.model_version, response.id) == ("digits", version or "2", "req-7")
-    session = ort.InferenceSession(str(onnx_repo / "digits" / (version or "2") / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
-    label, probabilities = session.run(None, {"input": x})
     out = response.as_dict()
-    np.testing.assert_array_equal(out["label"], label)
-    np.testing.assert_array_equal(out["probabilities"], probabilities)
+    assert_same_as_onnxruntime(out, onnx_repo, version or "2", x)
     assert out["probabilities"].dtype == np.float32
 
 
