@@ -103,3 +103,8 @@ def test_merged_grpc_calls_equal_single_calls(inference_server: RunningServer, d
         assert [t.name for t in a.outputs] == [t.name for t in b.outputs]
         for ta, tb in zip(a.outputs, b.outputs, strict=True):
             np.testing.assert_array_equal(ta.data, tb.data)
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(InvalidInput, match=r"^max_calls and max_rows must be >= 1; got max_calls=0, max_rows=64$"):
+        CoalescingPredictor(Doubler(), max_calls=0)

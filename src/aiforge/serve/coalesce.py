@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from aiforge.errors import InvalidInput
 from aiforge.serve.predictor import Predictor
 from aiforge.serve.protocol import InferRequest, InferResponse, Tensor
 
@@ -43,6 +44,8 @@ class CoalescingPredictor:
     """
 
     def __init__(self, inner: Predictor, *, max_calls: int = 1, max_rows: int = 64) -> None:
+        if max_calls < 1 or max_rows < 1:
+            raise InvalidInput(f"max_calls and max_rows must be >= 1; got max_calls={max_calls}, max_rows={max_rows}")
         self.inner = inner
         self.max_calls = max_calls
         self.max_rows = max_rows
@@ -56,7 +59,10 @@ class CoalescingPredictor:
     async def infer(self, request: InferRequest, model: str, version: str | None = None) -> InferResponse:
         """Run ``request``, merged with others that are waiting for the same model when the model allows it."""
         target = (model, version)
-        if request.parameters or not await self._can_merge(target):
+        mergeable = self._batchable.get(target)  # known after the first request: no await on the hot path
+        if mergeable is None:
+            mergeable = await self._can_merge(target)
+        if request.parameters or not mergeable:
             return await self.inner.infer(request, model, version)
         key = (target, tuple((t.name, t.data.shape[1:], t.datatype) for t in request.inputs),
                tuple(request.outputs) if request.outputs is not None else None)
@@ -67,18 +73,17 @@ class CoalescingPredictor:
         return await future
 
     async def _can_merge(self, target: tuple[str, str | None]) -> bool:
-        known = self._batchable.get(target)
-        if known is None:
-            getter = getattr(self.inner, "metadata", None)
-            if getter is None:
-                return False
-            try:
-                metadata = await getter(*target)
-            except Exception:  # not reachable yet: pass through, and ask again next time
-                return False
-            tensors = [*metadata.get("inputs", []), *metadata.get("outputs", [])]
-            known = bool(tensors) and all(next(iter(t.get("shape") or [0])) == -1 for t in tensors)
-            self._batchable[target] = known
+        """Whether the model takes a batch dimension, from its metadata (cached; unknown while unreachable)."""
+        getter = getattr(self.inner, "metadata", None)
+        if getter is None:
+            return False
+        try:
+            metadata = await getter(*target)
+        except Exception:  # not reachable yet: pass through, and ask again next time
+            return False
+        tensors = [*metadata.get("inputs", []), *metadata.get("outputs", [])]
+        known = bool(tensors) and all(next(iter(t.get("shape") or [0])) == -1 for t in tensors)
+        self._batchable[target] = known
         return known
 
     def _flush(self, key: Any) -> None:
