@@ -1,7 +1,7 @@
 """The two models and payloads of bench_serve.py, built offline and deterministically.
 
 - ``mlp``: scikit-learn ``MLPClassifier`` (256, 128) on the 64 digits features (scaled to 0..1), ``random_state=0``,
-  exported with ``aiforge.serve.export.export_sklearn`` (skl2onnx, zipmap off): input ``input`` float32 (-1, 64),
+  exported with ``aiforge.serve.deploy.export.export_sklearn`` (skl2onnx, zipmap off): input ``input`` float32 (-1, 64),
   outputs ``label`` and ``probabilities``.
 - ``cnn``: a small LeNet-style CNN on 1x28x28 (the 8x8 digits upsampled 3x and padded), conv(1->16, 3) - relu -
   pool 2 - conv(16->32, 3) - relu - pool 2 - fc(1568->2048) - relu - fc(2048->10) - softmax, ``torch.manual_seed(0)``
@@ -49,7 +49,7 @@ def upsample(x: np.ndarray) -> np.ndarray:
 def build_mlp(path: Path) -> None:
     from sklearn.neural_network import MLPClassifier
 
-    from aiforge.serve.export import export_sklearn
+    from aiforge.serve.deploy.export import export_sklearn
 
     x, y = digits()
     model = MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=300, random_state=0).fit(x / 16.0, y)
@@ -79,7 +79,7 @@ def build_cnn(path: Path, epochs: int = 2) -> None:
     import torch
     from torch import nn
 
-    from aiforge.serve.export import export_torch
+    from aiforge.serve.deploy.export import export_torch
 
     torch.set_num_threads(1)
     x, y = digits()

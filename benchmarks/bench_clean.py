@@ -64,7 +64,7 @@ def scores(detected: np.ndarray, truth: np.ndarray) -> tuple[float, float, float
 
 
 def test_accuracy(xtr: np.ndarray, labels: np.ndarray, xte: np.ndarray, yte: np.ndarray) -> float:
-    from aiforge.labels import make_checker
+    from aiforge.clean import make_checker
 
     model = make_checker("knn").fit(xtr, labels)
     return float((model.predict(xte) == yte).mean())
@@ -75,7 +75,7 @@ def run_cell(data: tuple[np.ndarray, ...], kind: str, rate: float, seed: int, n_
     from cleanlab.filter import find_label_issues
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from aiforge.labels import PICO, make_checker
+    from aiforge.clean import PICO, make_checker
 
     xtr, ytr, xte, yte = data
     noisy = add_noise(ytr, kind, rate, seed)
@@ -119,7 +119,7 @@ def scale_run(rows: int, classes: int) -> dict:
     """PICO with top-5 posteriors on synthetic Gaussian blobs, in a child process; peak RSS of it and its workers."""
     code = f"""
 import threading, time, numpy as np, psutil
-from aiforge.labels import PICO
+from aiforge.clean import PICO
 me = psutil.Process()
 peak = {{"main": 0, "total": 0}}
 def watch():

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 from _common import markdown_table, record
 
-from aiforge.features.nlp import NginxProxy, NlpClient, parse_rate
+from aiforge.nlp import NginxProxy, NlpClient, parse_rate
 
 KO_SUBJECTS = ["나는", "우리는", "고객이", "학생들이", "연구팀은", "회사는", "친구가", "사용자가"]
 KO_OBJECTS = ["학교에", "데이터를", "모델을", "주문을", "문서를", "회의에", "서비스를", "사진을"]
@@ -132,7 +132,7 @@ def main() -> None:
 
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    code = f"from aiforge.features.nlp import serve_nlp; serve_nlp('127.0.0.1', {port}, log_level='warning')"
+    code = f"from aiforge.nlp import serve_nlp; serve_nlp('127.0.0.1', {port}, log_level='warning')"
     server = subprocess.Popen([sys.executable, "-c", code], env=env)
     service = f"http://127.0.0.1:{port}"
     try:

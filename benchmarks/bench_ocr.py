@@ -17,7 +17,7 @@ from pathlib import Path
 
 from _common import markdown_table, median_time, record
 
-from aiforge.ocr import Box, popeval, read_dir
+from aiforge.evaluate.ocr import Box, popeval, read_dir
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "popeval"
 REFERENCE_SECONDS = {"IC13 character-level GT vs itself": 124.0, "IC15 word GT vs itself": 272.0,

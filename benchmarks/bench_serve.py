@@ -1,7 +1,7 @@
 """SERVE benchmark (issue 6): aiforge's APS + inference server against KServe's Python ModelServer, one run.
 
 Same machine, same ONNX models (an MLP on the digits features, a small CNN: see ``_serve_models.py``), same JSON
-payloads, and the same load generator for every side (``aiforge.serve.loadtest``, closed loop):
+payloads, and the same load generator for every side (``aiforge.serve.sizing.loadtest``, closed loop):
 
 a. concurrency 1, p50: the inference server called directly (REST, OIP v2 JSON of the pre-processed tensor) vs
    through the APS (the user's JSON -> handler -> gRPC -> inference server). Goal: the APS adds <= 1 ms.
@@ -392,7 +392,7 @@ def report(args: argparse.Namespace, a: dict[str, dict[str, Point]], b: dict[str
 
     parts = [
         f"Machine: {os.cpu_count()} CPU cores, shared by every server process and the load generator "
-        f"(aiforge.serve.loadtest(), one process, closed loop). Load average (1 min) before the run: "
+        f"(aiforge.serve.sizing.loadtest(), one process, closed loop). Load average (1 min) before the run: "
         f"{load_before[0]:.2f}; at its end, this run's own load included: {load_after[0]:.2f}. "
         f"{args.repeats} interleaved round(s) of {args.duration:g} s per point, each after "
         f"{args.warmup:g} s of warm-up; medians. Cores = CPU seconds / wall seconds of the servers' processes + the "

@@ -105,7 +105,7 @@ def main() -> None:
     print(f"   label accuracy {before:.3f} before, {after:.3f} after; report: {result.html_path}")
 
     gt_dir, pred_dir = write_ocr_example(workspace.home / "demo" / "ocr")
-    from aiforge.ocr import evaluate_dirs
+    from aiforge.evaluate.ocr import evaluate_dirs
 
     ocr = evaluate_dirs(gt_dir, pred_dir, metric="all").to_dict()
     print(f"6. ocr-eval:  GT 'Riverside' read as 'River' + 'side' (plus one word read right): "

@@ -12,6 +12,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # --doctest-modules would import every conftest.py as a module named "conftest", and the test folders are not
+    # packages, so the second one collected clashes with the first; they hold fixtures, not doctests.
+    return True if collection_path.name == "conftest.py" else None
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A fresh, empty workspace; AIFORGE_HOME points at it for the CLI too."""

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiforge.serve.handler import Context, Handler
+from aiforge.serve.aps.handler import Context, Handler
 from aiforge.serve.protocol import InferRequest, InferResponse, Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -36,5 +36,5 @@ def to_answer(probabilities: np.ndarray) -> dict[str, Any]:
     return {"label": label, "probability": round(float(row[label]), 6)}
 
 
-#: The output holding the probabilities, per model (the names aiforge.serve.export gives them).
+#: The output holding the probabilities, per model (the names aiforge.serve.deploy.export gives them).
 OUTPUTS = {"mlp": "probabilities", "cnn": "output"}

@@ -33,32 +33,31 @@ from aiforge.errors import (
 from aiforge.workspace import Snapshot, Workspace
 
 if TYPE_CHECKING:
-    from aiforge.features.analyze import Report, analyze
-    from aiforge.features.batch import FeatureSnapshot, batch
-    from aiforge.features.dump import dump
-    from aiforge.features.transform import Transform
-    from aiforge.labels import PICO, MultiSplitVote, SplitTrainCheck, clean
+    from aiforge.analyze import Report, analyze
+    from aiforge.batch import FeatureSnapshot, Transform, batch
+    from aiforge.clean import PICO, MultiSplitVote, SplitTrainCheck, clean
+    from aiforge.dump import dump
 
 # The stages load on first use (numpy, pyarrow, pydantic, scikit-learn...), so `import aiforge` and every CLI
-# command that does not need them (`--version`, `snapshots list`) start quickly.
+# command that does not need them (`--version`, `snapshots list`) start quickly. `aiforge.dump` and the other stage
+# names are the stage packages themselves, which call their stage function when called (see aiforge._lazy).
+_STAGES = ("analyze", "batch", "clean", "dump")
 _LAZY = {
-    "Report": "aiforge.features.analyze",
-    "analyze": "aiforge.features.analyze",
-    "FeatureSnapshot": "aiforge.features.batch",
-    "batch": "aiforge.features.batch",
-    "dump": "aiforge.features.dump",
-    "Transform": "aiforge.features.transform",
-    "PICO": "aiforge.labels",
-    "MultiSplitVote": "aiforge.labels",
-    "SplitTrainCheck": "aiforge.labels",
-    "clean": "aiforge.labels",
+    "Report": "aiforge.analyze",
+    "FeatureSnapshot": "aiforge.batch",
+    "Transform": "aiforge.batch",
+    "PICO": "aiforge.clean",
+    "MultiSplitVote": "aiforge.clean",
+    "SplitTrainCheck": "aiforge.clean",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _STAGES:
+        return importlib.import_module(f"aiforge.{name}")
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'aiforge' has no attribute {name!r}")
 

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from aiforge.engines.local import open_stream
+from aiforge.engines.sources import parse_source
 from aiforge.errors import InvalidInput, QueryError, SourceError
-from aiforge.features.sources import parse_source
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aiforge.serve.engine import InferenceEngine
+from aiforge.serve.inference.engine import InferenceEngine
 
 
 def free_port() -> int:
@@ -115,8 +115,8 @@ def run_server(repo: Path | InferenceEngine, *, token: str | None = None, batchi
                overrides: dict[str, Any] | None = None) -> Iterator[RunningServer]:
     """Run an inference server (REST + gRPC) in a background thread with its own event loop; stop it on exit."""
     from aiforge.serve._http import ServerMetrics
-    from aiforge.serve.inference import create_grpc_server, create_inference_app
-    from aiforge.serve.repository import ModelRepository
+    from aiforge.serve.inference.repository import ModelRepository
+    from aiforge.serve.inference.server import create_grpc_server, create_inference_app
 
     if isinstance(repo, InferenceEngine):
         engine = repo
@@ -136,7 +136,7 @@ def serving_in_thread(name: str, app: Any, **options: Any) -> Iterator[None]:
     """Run ``aiforge.serve._http.serve(app, **options)`` in a thread with its own event loop, as the servers run in
     their processes; return once it accepts requests, stop it gracefully on exit."""
     from aiforge.serve._http import serve
-    from aiforge.serve.inference import _loop_factory
+    from aiforge.serve.inference.server import _loop_factory
 
     started = threading.Event()
     state: dict[str, Any] = {}
@@ -191,7 +191,7 @@ def get_free_port() -> Any:
 @pytest.fixture
 def blocked_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """Every model run waits until the returned event is set (set at teardown at the latest)."""
-    from aiforge.serve.repository import ModelVersion
+    from aiforge.serve.inference.repository import ModelVersion
 
     release = threading.Event()
     original = ModelVersion.run

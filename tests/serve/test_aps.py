@@ -15,11 +15,11 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from aiforge.batch.transform import Transform
 from aiforge.cli import app as cli
-from aiforge.features.transform import Transform
-from aiforge.serve.aps import create_aps_app
-from aiforge.serve.handler import Context, Handler, TransformHandler
-from aiforge.serve.predictor import Predictor, predictor_from_url
+from aiforge.serve.aps.handler import Context, Handler, TransformHandler
+from aiforge.serve.aps.predictor import Predictor, predictor_from_url
+from aiforge.serve.aps.server import create_aps_app
 from aiforge.serve.protocol import InferResponse
 from conftest import RunningServer, free_port, run_server, serving_in_thread
 

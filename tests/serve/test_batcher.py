@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from aiforge.errors import InvalidInput, Overloaded, ServiceError
-from aiforge.serve.batcher import DynamicBatcher
-from aiforge.serve.engine import InferenceEngine
+from aiforge.serve.inference.batcher import DynamicBatcher
+from aiforge.serve.inference.engine import InferenceEngine
+from aiforge.serve.inference.repository import ModelRepository, ModelVersion
 from aiforge.serve.protocol import InferRequest, Tensor
-from aiforge.serve.repository import ModelRepository, ModelVersion
 
 
 def _run(coro: Callable[[], Awaitable[Any]]) -> Any:

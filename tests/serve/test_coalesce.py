@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from aiforge.errors import InvalidInput
-from aiforge.serve.coalesce import CoalescingPredictor
-from aiforge.serve.predictor import GrpcPredictor, predictor_from_url
+from aiforge.serve.aps.coalesce import CoalescingPredictor
+from aiforge.serve.aps.predictor import GrpcPredictor, predictor_from_url
 from aiforge.serve.protocol import InferRequest, InferResponse, Tensor
 from conftest import RunningServer
 

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 
 from aiforge.errors import InvalidInput, NotFittedError
-from aiforge.serve.export import add_model, export_sklearn, export_torch
+from aiforge.serve.deploy.export import add_model, export_sklearn, export_torch
 
 
 def _session(path: Path) -> ort.InferenceSession:

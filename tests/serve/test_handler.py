@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from aiforge.batch.transform import Transform
 from aiforge.errors import InvalidInput
-from aiforge.features.transform import Transform
-from aiforge.serve.handler import Context, Handler, TransformHandler, load_handler
+from aiforge.serve.aps.handler import Context, Handler, TransformHandler, load_handler
 from aiforge.serve.protocol import InferRequest, InferResponse, Tensor
 
 METADATA = {
@@ -110,7 +110,7 @@ def test_default_postprocess_turns_bytes_into_text() -> None:
 # -- load_handler ---------------------------------------------------------------------------------------------------
 
 HANDLERS = """
-from aiforge.serve.handler import Handler
+from aiforge.serve.aps.handler import Handler
 
 
 class Upper(Handler):
@@ -157,7 +157,7 @@ def test_a_file_can_import_modules_beside_it(tmp_path: Path) -> None:
     write(tmp_path / "helpers_for_aps_test.py", "FACTOR = 3\n")
     path = write(tmp_path / "uses.py", """
         from helpers_for_aps_test import FACTOR
-        from aiforge.serve.handler import Handler
+        from aiforge.serve.aps.handler import Handler
 
         class Scaled(Handler):
             factor = FACTOR
@@ -181,7 +181,7 @@ def test_load_handler_errors(tmp_path: Path) -> None:
     missing = tmp_path / "nope.py"
     with pytest.raises(InvalidInput, match=f"handler file {missing} does not exist; give a .py file"):
         load_handler(str(missing))
-    none = write(tmp_path / "none.py", "from aiforge.serve.handler import Handler\nX = 1\n")
+    none = write(tmp_path / "none.py", "from aiforge.serve.aps.handler import Handler\nX = 1\n")
     with pytest.raises(InvalidInput, match=r"none.py defines no Handler subclass; define a class that extends"):
         load_handler(str(none))
     two = write(tmp_path / "two.py", HANDLERS + "\n\nclass Lower(Upper):\n    pass\n")

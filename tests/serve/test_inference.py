@@ -204,8 +204,8 @@ _SLOW_SERVER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
 
-    from aiforge.serve.inference import run_inference_server
-    from aiforge.serve.repository import ModelVersion
+    from aiforge.serve.inference.server import run_inference_server
+    from aiforge.serve.inference.repository import ModelVersion
 
     repo, port, grpc_port, entered, release = sys.argv[1:]
     original = ModelVersion.run
@@ -282,7 +282,7 @@ def test_cli_bad_model_repo(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output == (f"Error: model repository {missing} does not exist or is not a folder; expected "
                              f"{missing}/<model>/<version>/model.onnx "
-                             f"(aiforge.serve.export_sklearn or export_torch writes one)\n")
+                             f"(aiforge.serve.deploy.export_sklearn or export_torch writes one)\n")
 
 
 def test_cli_token_env_must_be_set(onnx_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,7 +294,7 @@ def test_cli_token_env_must_be_set(onnx_repo: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_too_large_body_is_413(client: httpx.Client, digits_x: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    import aiforge.serve.inference as inference
+    import aiforge.serve.inference.server as inference
 
     monkeypatch.setattr(inference, "_MAX_BODY", 100)
     reply = client.post("/v2/models/digits/infer", content=_body(digits_x[:1]))

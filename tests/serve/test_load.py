@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from aiforge.cli import app
 from aiforge.errors import InvalidInput
-from aiforge.serve.load import LoadTestResult, Payload, encode_payload, loadtest, parse_headers
+from aiforge.serve.sizing.load import LoadTestResult, Payload, encode_payload, loadtest, parse_headers
 from conftest import BackgroundHTTPServer
 
 runner = CliRunner()

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from aiforge.errors import InvalidInput
-from aiforge.serve.manifests import dns_name, k8s_manifests, kserve_manifest, write_manifests
-from aiforge.serve.settings import ServeSettings
+from aiforge.serve.deploy.manifests import dns_name, k8s_manifests, kserve_manifest, write_manifests
+from aiforge.serve.deploy.settings import ServeSettings
 
 K8S_VERSION = "1.37.0"  # the newest schema kubernetes_validate bundles
 

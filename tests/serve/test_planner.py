@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import aiforge.serve.planner as capacity_module
+import aiforge.serve.sizing.planner as capacity_module
 from aiforge.cli import app
 from aiforge.errors import InvalidInput
-from aiforge.serve.planner import CapacityPlan, capacity, write_plot
+from aiforge.serve.sizing.planner import CapacityPlan, capacity, write_plot
 from conftest import BackgroundHTTPServer
 
 runner = CliRunner()
@@ -180,7 +180,7 @@ def test_png_needs_kaleido() -> None:
 def test_table_caption_says_the_recommendation() -> None:
     from rich.console import Console
 
-    from aiforge.serve.planner import CapacityPoint
+    from aiforge.serve.sizing.planner import CapacityPoint
 
     point = CapacityPoint(offered_rps=100, achieved_rps=99.5, p50=2, p90=3, p99=4, error_rate=0, within_slo=True,
                           verdict="ok")

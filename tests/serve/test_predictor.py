@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from aiforge.errors import InvalidInput, ModelNotFound, Overloaded, ServiceError
-from aiforge.serve.predictor import GrpcPredictor, LocalPredictor, predictor_from_url
+from aiforge.serve.aps.predictor import GrpcPredictor, LocalPredictor, predictor_from_url
 from aiforge.serve.protocol import InferRequest, Tensor
 from conftest import RunningServer, free_port, run_server
 

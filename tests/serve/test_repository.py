@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from aiforge.errors import InvalidInput, ModelNotFound, NotFound
-from aiforge.serve.repository import ModelConfig, ModelRepository, TensorSpec
+from aiforge.serve.inference.repository import ModelConfig, ModelRepository, TensorSpec
 
 
 def test_load_names_versions_and_newest(onnx_repo: Path) -> None:
@@ -182,7 +182,7 @@ def test_unreadable_onnx(onnx_repo: Path) -> None:
     )) as info:
         ModelRepository.load(onnx_repo)
     assert str(info.value).endswith(
-        "export it again (aiforge.serve.export_sklearn or export_torch) or remove the version folder"
+        "export it again (aiforge.serve.deploy.export_sklearn or export_torch) or remove the version folder"
     )
 
 

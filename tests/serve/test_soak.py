@@ -10,9 +10,9 @@ import numpy as np
 import orjson
 import psutil
 
-from aiforge.serve.export import export_sklearn
-from aiforge.serve.settings import ServeSettings
-from aiforge.serve.stack import up
+from aiforge.serve.deploy.export import export_sklearn
+from aiforge.serve.deploy.settings import ServeSettings
+from aiforge.serve.deploy.stack import up
 
 TOTAL = 20_000
 CONCURRENCY = 64

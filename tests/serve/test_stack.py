@@ -13,9 +13,9 @@ import psutil
 import pytest
 
 from aiforge.errors import ServiceError
-from aiforge.serve.export import export_sklearn
-from aiforge.serve.settings import ServeSettings
-from aiforge.serve.stack import Stack, up
+from aiforge.serve.deploy.export import export_sklearn
+from aiforge.serve.deploy.settings import ServeSettings
+from aiforge.serve.deploy.stack import Stack, up
 
 
 def _free_port() -> int:

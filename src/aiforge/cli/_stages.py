@@ -47,7 +47,7 @@ def dump(
 
     Example: aiforge dump sqlite:///shop.db -q "SELECT * FROM orders" -n orders
     """
-    from aiforge.features.dump import dump as run_dump
+    from aiforge.dump._dump import dump as run_dump
 
     snapshot = run_dump(
         source,
@@ -89,7 +89,7 @@ def batch(
 
     Example: aiforge batch features.yaml --engine spark
     """
-    from aiforge.features.batch import batch as run_batch
+    from aiforge.batch._batch import batch as run_batch
 
     features = run_batch(
         spec, engine=engine.value, master=master, sample=sample, workspace=workspace_of(ctx), progress=not as_json
@@ -142,7 +142,7 @@ def clean(
 
     Example: aiforge clean digits --label label --method pico
     """
-    from aiforge.labels import clean as run_clean
+    from aiforge.clean import clean as run_clean
 
     columns = [c.strip() for c in features.split(",") if c.strip()] if features else None
     result = run_clean(
@@ -203,7 +203,7 @@ def ocr_eval(
     """
     import warnings
 
-    from aiforge.ocr import evaluate_dirs
+    from aiforge.evaluate.ocr import evaluate_dirs
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -333,7 +333,7 @@ def analyze(
 
     Example: aiforge analyze orders@v2 --label returned --out orders.html
     """
-    from aiforge.features.analyze import analyze as run_analyze
+    from aiforge.analyze._analyze import analyze as run_analyze
 
     workspace = workspace_of(ctx)
     report = run_analyze(
@@ -387,7 +387,7 @@ def nlp_serve(
 
     Example: aiforge nlp serve --port 8000 --user-dict words.tsv
     """
-    from aiforge.features.nlp import serve_nlp
+    from aiforge.nlp import serve_nlp
 
     serve_nlp(host, port, user_dict, max_texts=max_texts)
 
@@ -408,6 +408,6 @@ def nlp_proxy(
 
     Example: aiforge nlp proxy --upstream http://127.0.0.1:8000 --rate 200/s --burst 50
     """
-    from aiforge.features.nlp import run_proxy
+    from aiforge.nlp import run_proxy
 
     raise typer.Exit(run_proxy(upstream, rate, burst, port, workdir or workspace_of(ctx).home / "nginx"))

@@ -47,7 +47,7 @@ def loadtest_command(
 
     Example: aiforge loadtest http://127.0.0.1:8000/predict --payload request.json --concurrency 16 --duration 10
     """
-    from aiforge.serve.load import loadtest, parse_headers
+    from aiforge.serve.sizing.load import loadtest, parse_headers
 
     result = loadtest(
         url, payload, concurrency=concurrency, rate=rate, duration_s=duration, timeout_s=timeout,
@@ -96,8 +96,8 @@ def capacity_command(
 
     Example: aiforge capacity http://127.0.0.1:8000/predict --payload request.json --slo-p99-ms 50 --target-qps 2000
     """
-    from aiforge.serve.load import parse_headers
-    from aiforge.serve.planner import capacity
+    from aiforge.serve.sizing.load import parse_headers
+    from aiforge.serve.sizing.planner import capacity
 
     plan = capacity(
         url, payload, slo_p99_ms=slo_p99_ms, target_qps=target_qps, step_s=step_s, cpus_per_replica=cpus_per_replica,

@@ -56,8 +56,8 @@ def aps(
     Example: aiforge serve aps handler.py:Churn --predictor grpc://127.0.0.1:8081 --model churn
     """
     from aiforge.serve._http import READY_PREFIX
-    from aiforge.serve.aps import run_aps_server
-    from aiforge.serve.settings import token_from_env
+    from aiforge.serve.aps.server import run_aps_server
+    from aiforge.serve.deploy.settings import token_from_env
 
     token = token_from_env(token_env)
     typer.echo(f"APS for model {model!r} ({handler}) on http://{host}:{port}/predict -> {predictor}", err=True)

@@ -52,11 +52,11 @@ def serve_model(
     Example: aiforge serve model ./models --port 8080 --max-batch-size 64
     """
 
-    from aiforge.serve.settings import token_from_env
+    from aiforge.serve.deploy.settings import token_from_env
 
     token = token_from_env(token_env)
-    from aiforge.serve.inference import run_inference_server
-    from aiforge.serve.repository import ModelRepository
+    from aiforge.serve.inference.repository import ModelRepository
+    from aiforge.serve.inference.server import run_inference_server
 
     overrides = {"max_batch_size": max_batch_size, "max_queue_delay_ms": max_queue_delay_ms,
                  "max_queue_size": max_queue_size, "intra_op_threads": threads}

@@ -10,7 +10,7 @@ import typer
 from aiforge.cli._app import serve_app
 
 if TYPE_CHECKING:
-    from aiforge.serve.settings import ServeSettings
+    from aiforge.serve.deploy.settings import ServeSettings
 
 __all__ = ["serve_export", "serve_up"]
 
@@ -53,7 +53,7 @@ ConfigOption = Annotated[
 
 
 def _settings(config: Path | None, **options: Any) -> ServeSettings:
-    from aiforge.serve.settings import ServeSettings
+    from aiforge.serve.deploy.settings import ServeSettings
 
     given = {key: value for key, value in options.items() if value is not None}
     if config is not None:
@@ -76,7 +76,7 @@ def _curl(settings: ServeSettings, aps_url: str) -> str:
 
 
 def _input_width(settings: ServeSettings) -> int | None:
-    from aiforge.serve.settings import model_versions
+    from aiforge.serve.deploy.settings import model_versions
 
     try:
         import onnx
@@ -119,7 +119,7 @@ def serve_up(
     import time
 
     from aiforge.errors import ServiceError
-    from aiforge.serve.stack import up
+    from aiforge.serve.deploy.stack import up
 
     settings = _settings(
         config, model=model, model_repo=model_repo, version=version, handler=handler, replicas=replicas, cpus=cpus,
@@ -202,7 +202,7 @@ def serve_export(
     """
     if not (k8s or kserve):
         raise typer.BadParameter("pass --k8s, --kserve or both", param_hint="'--k8s' / '--kserve'")
-    from aiforge.serve.manifests import write_manifests
+    from aiforge.serve.deploy.manifests import write_manifests
 
     settings = _settings(
         config, model=model, model_repo=model_repo, version=version, handler=handler, replicas=replicas, cpus=cpus,

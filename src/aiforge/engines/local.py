@@ -29,8 +29,8 @@ from urllib.parse import quote, urlsplit
 
 import pyarrow as pa
 
+from aiforge.engines.sources import Source
 from aiforge.errors import InvalidInput, QueryError, SourceError
-from aiforge.features.sources import Source
 
 __all__ = ["BatchStream", "connect_duckdb", "open_stream"]
 
@@ -65,7 +65,7 @@ def open_stream(
     Parameters
     ----------
     source : Source
-        From :func:`aiforge.features.sources.parse_source`; ``spark`` sources need the spark engine.
+        From :func:`aiforge.engines.sources.parse_source`; ``spark`` sources need the spark engine.
     query : str, optional
         The SQL to run. Required for databases; for files the data is the view ``source`` and the default is
         ``SELECT * FROM source``.
@@ -91,7 +91,7 @@ def open_stream(
     --------
     >>> import os, tempfile
     >>> import pyarrow.parquet as pq
-    >>> from aiforge.features.sources import parse_source
+    >>> from aiforge.engines.sources import parse_source
     >>> path = os.path.join(tempfile.mkdtemp(), "t.parquet")
     >>> pq.write_table(pa.table({"x": [1, 2, 3]}), path)
     >>> with open_stream(parse_source(path), "SELECT count(*) AS n FROM source") as stream:

@@ -25,8 +25,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from aiforge.engines.sources import Source
 from aiforge.errors import InvalidInput, QueryError, SourceError, WorkspaceError
-from aiforge.features.sources import Source
 
 __all__ = ["DEFAULT_MASTER", "get_session", "warehouse_dir", "write_parquet"]
 
@@ -137,7 +137,7 @@ def write_parquet(
 
     Examples
     --------
-    >>> from aiforge.features.sources import parse_source
+    >>> from aiforge.engines.sources import parse_source
     >>> write_parquet(parse_source("events/*.parquet"), None, Path("/tmp/out/data"))  # doctest: +SKIP
     """
     if source.is_database:

@@ -1,0 +1,353 @@
+"""What is wrong with the data: issue checks, the label's balance and bias across slices.
+
+Each issue says how many rows it affects and whether that number is exact (every row was looked at) or
+estimated
+(scaled from the sample).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from aiforge.analyze._stats import CATEGORICAL_MAX_DISTINCT, normalise, numeric_values
+
+__all__ = [
+    "bias_slices",
+    "duplicate_rows",
+    "encode",
+    "find_issues",
+    "imbalance_issues",
+    "label_summary",
+    "top_biased",
+]
+
+MOSTLY_MISSING = 0.5
+OUTLIER_IQR = 3.0
+MIN_SLICE_ROWS = 5
+IMBALANCED_SHARE = 0.1
+MAX_SLICES = 30
+_SEVERITY = {"error": 0, "warning": 1, "info": 2}
+
+
+def _issue(
+    kind: str, column: str | None, rows: int, exact: bool, severity: str, message: str
+) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "column": column,
+        "rows": int(rows),
+        "exact": exact,
+        "severity": severity,
+        "message": message,
+    }
+
+
+def duplicate_rows(table: pa.Table) -> int:
+    """Rows that repeat an earlier row exactly (all columns equal; nulls equal nulls).
+
+    Examples
+    --------
+    >>> duplicate_rows(pa.table({"a": [1, 1, 2], "b": ["x", "x", "y"]}))
+    1
+    """
+    if table.num_rows < 2:
+        return 0
+    columns = {}
+    for i, name in enumerate(table.column_names):
+        column = normalise(table.column(name))
+        if not (
+            pa.types.is_primitive(column.type)
+            or pa.types.is_string(column.type)
+            or pa.types.is_binary(column.type)
+        ):
+            column = (
+                pc.cast(column, pa.string())
+                if _castable(column)
+                else pa.chunked_array([np.zeros(len(column))])
+            )
+        columns[f"c{i}"] = column
+    groups = pa.table(columns).group_by(list(columns), use_threads=False).aggregate([])
+    return table.num_rows - groups.num_rows
+
+
+def _castable(column: pa.ChunkedArray) -> bool:
+    try:
+        pc.cast(column.slice(0, 1), pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return False
+    return True
+
+
+def find_issues(
+    columns: list[dict[str, Any]],
+    table: pa.Table,
+    *,
+    total_rows: int,
+    exact: bool,
+    duplicates: int,
+    leaks: dict[str, dict[str, Any]],
+    label: str | None,
+) -> list[dict[str, Any]]:
+    """Issues found in the column statistics and the sample, most severe and largest first."""
+    issues: list[dict[str, Any]] = []
+    scale = 1.0 if exact else total_rows / max(table.num_rows, 1)
+    if duplicates:
+        issues.append(
+            _issue(
+                "duplicate_rows",
+                None,
+                duplicates,
+                exact,
+                "warning",
+                f"{duplicates:,} rows repeat an earlier row exactly"
+                + (
+                    ""
+                    if exact
+                    else f" among the {table.num_rows:,} sampled rows; run with exact=True for the full count"
+                ),
+            )
+        )
+    for stats in columns:
+        name, count, missing = stats["name"], stats["count"]["value"], stats["missing"]["value"]
+        if count == 0:
+            issues.append(
+                _issue(
+                    "empty_column",
+                    name,
+                    total_rows,
+                    stats["missing"]["exact"],
+                    "error",
+                    "every value is missing",
+                )
+            )
+            continue
+        if missing / total_rows >= MOSTLY_MISSING:
+            issues.append(
+                _issue(
+                    "mostly_missing",
+                    name,
+                    missing,
+                    stats["missing"]["exact"],
+                    "warning",
+                    f"{missing / total_rows:.0%} of the values are missing",
+                )
+            )
+        if stats["distinct"]["value"] == 1:
+            value = stats["top_values"]["value"][0]["value"] if stats.get("top_values") else None
+            issues.append(
+                _issue(
+                    "constant",
+                    name,
+                    total_rows,
+                    stats["distinct"]["exact"],
+                    "warning",
+                    f"every value is {value!r}",
+                )
+            )
+        issues += _value_issues(stats, table.column(name), scale, exact)
+        if name in leaks and leaks[name]["leak"]:
+            score = leaks[name]
+            issues.append(
+                _issue(
+                    "label_leak",
+                    name,
+                    count,
+                    stats["count"]["exact"],
+                    "error",
+                    f"predicts the label '{label}' alone on held-out rows ({score['metric']} "
+                    f"{score['score']:.3f}, "
+                    f"baseline {score['baseline']:.3f}); it may be derived from the label",
+                )
+            )
+    issues.sort(key=lambda item: (_SEVERITY[item["severity"]], -item["rows"]))
+    return issues
+
+
+def _value_issues(
+    stats: dict[str, Any], column: pa.ChunkedArray, scale: float, exact: bool
+) -> list[dict[str, Any]]:
+    name, found = stats["name"], []
+    for key, kind, what in (("nan", "nan_values", "NaN"), ("inf", "infinite_values", "infinite")):
+        if stats.get(key, {}).get("value"):
+            found.append(
+                _issue(
+                    kind,
+                    name,
+                    stats[key]["value"],
+                    exact,
+                    "warning",
+                    f"{stats[key]['value']:,} {what} values",
+                )
+            )
+    if stats.get("empty_strings", {}).get("value"):
+        rows = stats["empty_strings"]["value"]
+        found.append(
+            _issue("empty_strings", name, rows, exact, "warning", f"{rows:,} empty or blank strings")
+        )
+    numeric = stats.get("numeric_strings", {}).get("value", 0)
+    if numeric:
+        present = stats["count"]["value"] - stats.get("empty_strings", {}).get("value", 0)
+        other = present - numeric
+        if other > 0 and numeric >= 0.5 * present:
+            found.append(
+                _issue(
+                    "mixed_types",
+                    name,
+                    other,
+                    exact,
+                    "warning",
+                    f"mostly numbers stored as text, but {other:,} values are not numbers",
+                )
+            )
+    if stats["kind"] == "numeric" and "quantiles" in stats:
+        q = stats["quantiles"]["value"]
+        iqr = q["p75"] - q["p25"]
+        if iqr > 0:
+            values = numeric_values(column)
+            low, high = q["p25"] - OUTLIER_IQR * iqr, q["p75"] + OUTLIER_IQR * iqr
+            outside = int(((values < low) | (values > high)).sum())
+            if outside:
+                rows = outside if exact else round(outside * scale)
+                found.append(
+                    _issue(
+                        "outliers",
+                        name,
+                        rows,
+                        exact,
+                        "info",
+                        f"{rows:,} values outside [{low:.4g}, {high:.4g}] (quartiles -/+ "
+                        f"{OUTLIER_IQR:g} IQR)",
+                    )
+                )
+    return found
+
+
+# -- label, bias, leaks
+# ----------------------------------------------------------------------------------------------
+
+
+def is_classification(stats: dict[str, Any]) -> bool:
+    """A label is a class label unless it is a number with many distinct values."""
+    if stats["kind"] != "numeric":
+        return True
+    limit = 20 if stats["type"].startswith(("float", "double", "halffloat")) else CATEGORICAL_MAX_DISTINCT
+    return bool(stats["distinct"]["value"] <= limit)
+
+
+def encode(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
+    """Dense integer codes for the values of a column (null is its own code, last)."""
+    encoded = normalise(column).combine_chunks().dictionary_encode(null_encoding="encode")
+    return np.asarray(
+        encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64
+    ), encoded.dictionary.to_pylist()
+
+
+def label_summary(
+    stats: dict[str, Any], column: pa.ChunkedArray, total_rows: int, exact: bool
+) -> dict[str, Any]:
+    """The label's distribution: class counts and shares plus imbalance, or the numeric summary for
+    regression.
+    """
+    summary: dict[str, Any] = {
+        "name": stats["name"],
+        "task": "classification" if is_classification(stats) else "regression",
+    }
+    if summary["task"] == "regression":
+        summary.update({k: stats[k] for k in ("mean", "std", "quantiles", "histogram") if k in stats})
+        return summary
+    present = column.drop_null()
+    codes, values = encode(present)
+    counts = np.bincount(codes, minlength=len(values)) if len(values) else np.zeros(0, dtype=np.int64)
+    order = np.argsort(-counts, kind="stable")
+    scale = 1.0 if exact else total_rows / max(len(column), 1)
+    classes = [
+        {
+            "value": values[i],
+            "count": round(counts[i] * scale),
+            "share": float(counts[i] / max(counts.sum(), 1)),
+        }
+        for i in order
+    ]
+    summary["classes"] = {"value": classes, "exact": exact}
+    if len(classes) >= 2:
+        summary["imbalance_ratio"] = {
+            "value": classes[0]["count"] / max(classes[-1]["count"], 1),
+            "exact": exact,
+        }
+        summary["minority_share"] = {"value": classes[-1]["share"], "exact": exact}
+    return summary
+
+
+def imbalance_issues(label: dict[str, Any], exact: bool) -> list[dict[str, Any]]:
+    """An ``info`` issue when the smallest class holds under 10% of the labelled rows."""
+    if label.get("minority_share", {}).get("value", 1) >= IMBALANCED_SHARE:
+        return []
+    minority = label["classes"]["value"][-1]
+    message = f"minority class {minority['value']!r} is {minority['share']:.1%} of rows"
+    return [_issue("label_imbalance", label["name"], minority["count"], exact, "info", message)]
+
+
+def bias_slices(
+    table: pa.Table, columns: list[dict[str, Any]], label: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Label balance in each slice (value) of each categorical column, and how far it is from the whole.
+
+    Deviation is the total variation distance between the slice's class shares and the overall class shares
+    (half
+    the sum of absolute differences, 0..1) for classification, and the difference of means in overall standard
+    deviations for regression. Slices are the most frequent values (at most 30) of categorical/boolean
+    columns.
+    """
+    y = table.column(label["name"])
+    keep = pc.is_valid(y)
+    results: list[dict[str, Any]] = []
+    if label["task"] == "classification":
+        y_codes, y_values = encode(y.filter(keep))
+        k = max(len(y_values), 1)
+        overall = np.bincount(y_codes, minlength=k) / max(len(y_codes), 1)
+    else:
+        target = numeric_values(y.filter(keep))
+        mean, std = float(target.mean()), float(target.std()) or 1.0
+    for stats in columns:
+        if stats["name"] == label["name"] or not _sliceable(stats):
+            continue
+        codes, values = encode(table.column(stats["name"]).filter(keep))
+        sizes = np.bincount(codes, minlength=len(values))
+        slices = []
+        for code in np.argsort(-sizes, kind="stable")[:MAX_SLICES]:
+            inside = codes == code
+            entry: dict[str, Any] = {"value": values[code], "rows": int(sizes[code])}
+            if label["task"] == "classification":
+                shares = np.bincount(y_codes[inside], minlength=k) / max(int(sizes[code]), 1)
+                entry["label_shares"] = {str(v): float(s) for v, s in zip(y_values, shares, strict=True)}
+                entry["deviation"] = float(0.5 * np.abs(shares - overall).sum())
+            else:
+                slice_mean = float(target[inside].mean()) if inside.any() else mean
+                entry["label_mean"] = slice_mean
+                entry["deviation"] = abs(slice_mean - mean) / std
+            slices.append(entry)
+        results.append({"column": stats["name"], "slices": slices})
+    return results
+
+
+def _sliceable(stats: dict[str, Any]) -> bool:
+    """Categorical and boolean columns, and numbers with a few distinct values (codes, ratings, counts)."""
+    if stats["kind"] in ("categorical", "boolean"):
+        return True
+    return stats["kind"] == "numeric" and stats["distinct"]["value"] <= MAX_SLICES
+
+
+def top_biased(bias: list[dict[str, Any]], limit: int = 10) -> list[dict[str, Any]]:
+    """The slices (with at least 5 rows) whose label distribution deviates most from the whole data."""
+    flat = [
+        {"column": group["column"], **entry}
+        for group in bias
+        for entry in group["slices"]
+        if entry["rows"] >= MIN_SLICE_ROWS
+    ]
+    flat.sort(key=lambda item: (-item["deviation"], -item["rows"]))
+    return flat[:limit]

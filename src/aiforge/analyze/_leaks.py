@@ -1,0 +1,95 @@
+"""Label leaks: columns that predict the label alone on held-out rows, so they may be derived from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from aiforge.analyze._issues import encode
+from aiforge.analyze._stats import normalise, numeric_values
+
+__all__ = ["leak_scores"]
+
+LEAK_ACCURACY = 0.95
+LEAK_GAIN = 0.9
+
+
+def leak_scores(
+    table: pa.Table, columns: list[dict[str, Any]], label: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    """How well each column alone predicts the label on held-out rows of the sample.
+
+    Half the rows (seeded) fit a lookup from the column's value (numbers: up to 100 quantile bins) to the
+    majority
+    class (classification) or mean (regression); the other half scores it. ID-like columns never repeat across
+    the
+    halves, so they fall back to the baseline and do not count as leaks.
+    """
+    y = table.column(label["name"])
+    keep = pc.is_valid(y).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(keep)
+    if rows.size < 4:
+        return {}
+    order = np.random.default_rng(seed).permutation(rows)
+    train, test = order[: order.size // 2], order[order.size // 2 :]
+    classify = label["task"] == "classification"
+    target = encode(y)[0] if classify else np.asarray(numeric_values(y.fill_null(0)), dtype=np.float64)
+    if not classify:  # NaN/inf labels cannot be scored
+        finite = np.isfinite(target)
+        train, test = train[finite[train]], test[finite[test]]
+        if train.size < 2 or test.size < 2:
+            return {}
+    scores: dict[str, Any] = {}
+    for stats in columns:
+        if stats["name"] == label["name"] or stats["kind"] == "other":
+            continue
+        x = _feature_codes(table.column(stats["name"]), stats, train)
+        scores[stats["name"]] = _score(x, target, train, test, classify)
+    return scores
+
+
+def _feature_codes(column: pa.ChunkedArray, stats: dict[str, Any], train: np.ndarray) -> np.ndarray:
+    if stats["kind"] in ("numeric", "datetime") and stats["distinct"]["value"] > 100:
+        normalised = normalise(column)
+        if pa.types.is_temporal(normalised.type):
+            normalised = (
+                normalised.cast(pa.int64())
+                if not pa.types.is_date(normalised.type)
+                else normalised.cast(pa.int32())
+            )
+        values = np.asarray(normalised.to_numpy(zero_copy_only=False), dtype=np.float64)
+        finite = values[train][np.isfinite(values[train])]
+        if finite.size:
+            bins = min(100, max(2, finite.size // 20))
+            edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)))[1:-1]
+            codes = np.searchsorted(edges, values, side="right")
+            return np.where(np.isfinite(values), codes, len(edges) + 1)
+    return encode(column)[0]
+
+
+def _score(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, classify: bool
+) -> dict[str, Any]:
+    size = int(x.max()) + 1
+    seen = np.bincount(x[train], minlength=size) > 0
+    if classify:
+        k = int(y.max()) + 1
+        table = np.bincount(x[train] * k + y[train], minlength=size * k).reshape(size, k)
+        fallback = int(np.bincount(y[train], minlength=k).argmax())
+        predict = np.where(seen, table.argmax(axis=1), fallback)
+        score = float((predict[x[test]] == y[test]).mean())
+        baseline = float((y[test] == fallback).mean())
+        gain = (score - baseline) / (1 - baseline) if baseline < 1 else 0.0
+        leak = score >= LEAK_ACCURACY and gain >= LEAK_GAIN
+        return {"metric": "accuracy", "score": score, "baseline": baseline, "leak": bool(leak)}
+    sums = np.bincount(x[train], weights=y[train], minlength=size)
+    counts = np.bincount(x[train], minlength=size)
+    fallback_mean = float(y[train].mean())
+    predict = np.where(seen, sums / np.maximum(counts, 1), fallback_mean)
+    residual = float(((y[test] - predict[x[test]]) ** 2).sum())
+    total = float(((y[test] - y[test].mean()) ** 2).sum())
+    r2 = 1 - residual / total if total > 0 else 0.0
+    return {"metric": "R²", "score": r2, "baseline": 0.0, "leak": bool(r2 >= LEAK_ACCURACY)}

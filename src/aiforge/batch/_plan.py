@@ -1,0 +1,281 @@
+"""What both BATCH engines share: the SQL of the drop rules and of the statistics, and the per-batch Python work.
+
+The engines differ only in who runs the SQL (DuckDB or Spark SQL) and who feeds the batches (a DuckDB Arrow
+reader or Spark's ``mapInArrow``); the split, the prepared values and the output rows come from the same Python
+functions below, so both engines give the same rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from aiforge.batch import _encoders as enc
+from aiforge.batch._feature_ops import DEFAULT_TOP_K, Tokenizer
+from aiforge.batch.spec import BatchSpec, DropRule
+
+if TYPE_CHECKING:  # a Transform calls duckdb_statistics to fit itself; the plan only takes one
+    from aiforge.batch.transform import Transform
+
+__all__ = [
+    "collect_statistics",
+    "count_query",
+    "drop_conditions",
+    "duckdb_statistics",
+    "kept_query",
+    "output_batch",
+    "output_schema",
+    "prepare_train",
+]
+
+Run = Callable[[str], list[tuple[Any, ...]]]
+
+
+def quote(name: str, dialect: str) -> str:
+    """A column name as a quoted SQL identifier in ``dialect`` ('duckdb' or 'spark')."""
+    if dialect == "spark":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _is_float(kind: str) -> bool:
+    return kind in ("double", "float", "halffloat", "float64", "float32", "float16")
+
+
+def _invalid(rule: DropRule, spec: BatchSpec, types: Mapping[str, str], dialect: str) -> str:
+    columns = rule.columns or spec.used_columns()
+    parts = []
+    for column in columns:
+        q = quote(column, dialect)
+        test = f"{q} IS NULL"
+        if _is_float(types.get(column, "")):
+            test += f" OR isnan({q}) OR {q} = CAST('Infinity' AS DOUBLE) OR {q} = CAST('-Infinity' AS DOUBLE)"
+        parts.append(test)
+    return "(" + " OR ".join(parts) + ")"
+
+
+def drop_conditions(spec: BatchSpec, types: Mapping[str, str], dialect: str) -> list[str | None]:
+    """A boolean SQL condition per drop rule (true: drop the row); None for ``duplicate_rows``."""
+    out: list[str | None] = []
+    for rule in spec.drop:
+        if rule.where is not None:
+            out.append(f"COALESCE(({rule.where}), FALSE)")
+        elif rule.issue == "invalid_values":
+            out.append(f"COALESCE({_invalid(rule, spec, types, dialect)}, FALSE)")
+        else:
+            out.append(None)
+    return out
+
+
+def _stages(conditions: Sequence[str | None], source: str) -> list[str]:
+    """CTE definitions s0 .. sN: the rows left after each rule in turn."""
+    ctes = [f"s0 AS (SELECT * FROM {source})"]
+    for i, condition in enumerate(conditions, start=1):
+        body = (
+            f"SELECT DISTINCT * FROM s{i - 1}"
+            if condition is None
+            else (f"SELECT * FROM s{i - 1} WHERE NOT {condition}")
+        )
+        ctes.append(f"s{i} AS ({body})")
+    return ctes
+
+
+def count_query(conditions: Sequence[str | None], source: str) -> str:
+    """One row: rows in the input, then rows dropped by each rule in turn."""
+    if all(c is not None for c in conditions):  # one pass: rule i drops what no earlier rule dropped
+        sums, earlier = [], "FALSE"
+        for condition in conditions:
+            sums.append(f"SUM(CASE WHEN NOT ({earlier}) AND {condition} THEN 1 ELSE 0 END)")
+            earlier = f"{earlier} OR {condition}"
+        return f"SELECT COUNT(*){''.join(', ' + s for s in sums)} FROM {source}"
+    ctes = _stages(conditions, source)
+    counts = ", ".join(f"(SELECT COUNT(*) FROM s{i})" for i in range(len(conditions) + 1))
+    return f"WITH {', '.join(ctes)} SELECT {counts}"
+
+
+def dropped_per_rule(row: Sequence[Any], conditions: Sequence[str | None]) -> tuple[int, list[int]]:
+    """Turn :func:`count_query`'s row into (input rows, dropped per rule)."""
+    values = [int(v or 0) for v in row]
+    if all(c is not None for c in conditions):
+        return values[0], values[1:]
+    return values[0], [values[i] - values[i + 1] for i in range(len(conditions))]
+
+
+def kept_query(spec: BatchSpec, conditions: Sequence[str | None], source: str, dialect: str) -> str:
+    """The rows left after every drop rule, with only the columns the spec uses."""
+    columns = ", ".join(quote(c, dialect) for c in spec.used_columns())
+    if not conditions:
+        return f"SELECT {columns} FROM {source}"
+    query = f"WITH {', '.join(_stages(conditions, source))} SELECT {columns} FROM s{len(conditions)}"
+    if dialect == "duckdb" and any(c is None for c in conditions):
+        # DISTINCT loses the file order; sort so that the local engine writes the same files on every run
+        query += " ORDER BY ALL"
+    return query
+
+
+# -- statistics ----------------------------------------------------------------------------------------------
+
+
+def prepare_train(batch: pa.RecordBatch, transform: Transform, tokenizer: Tokenizer, spec: BatchSpec) -> pa.RecordBatch:
+    """The train rows of ``batch`` as :meth:`Transform.prepare` columns, plus ``__label`` as text."""
+    codes = _codes(batch, spec)
+    train = batch.filter(pa.array(codes == 0))
+    prepared = transform.prepare(train, tokenizer)
+    if spec.label is not None:
+        label = enc.category_keys(train.column(spec.label))
+        prepared = prepared.append_column("__label", label)
+    return prepared
+
+
+def _codes(batch: pa.RecordBatch, spec: BatchSpec) -> np.ndarray:
+    split = spec.split
+    return enc.split_codes(batch.column(spec.id), train=split.train, valid=split.valid, seed=split.seed)
+
+
+def _quantiles(column: str, bins: int, dialect: str) -> str:
+    probabilities = ", ".join(repr(j / bins) for j in range(1, bins))
+    if dialect == "spark":
+        return f"percentile({column}, array({probabilities}))"
+    return f"quantile_cont({column}, [{probabilities}])"
+
+
+Quantiles = Callable[[str, list[float], int], list[float]]
+
+
+def interpolate(sorted_values: Mapping[int, float], probabilities: Sequence[float], count: int) -> list[float]:
+    """Exact quantiles by linear interpolation at position ``p * (count - 1)`` (DuckDB's ``quantile_cont``),
+    from the values at the ranks around each position (``sorted_values[rank]``, ranks from 0)."""
+    out = []
+    for p in probabilities:
+        position = p * (count - 1)
+        low = math.floor(position)
+        high = math.ceil(position)
+        lo, hi = sorted_values[low], sorted_values[high]
+        out.append(lo if high == low else lo + (hi - lo) * (position - low))
+    return out
+
+
+def ranks_needed(probabilities: Sequence[float], count: int) -> set[int]:
+    """The 0-based ranks :func:`interpolate` reads."""
+    return {r for p in probabilities for r in (math.floor(p * (count - 1)), math.ceil(p * (count - 1)))}
+
+
+def collect_statistics(
+    run: Run, transform: Transform, table: str, dialect: str, label: bool, quantiles: Quantiles | None = None
+) -> dict[str, Any]:
+    """Run the statistics queries over the prepared table and gather what :meth:`Transform.fit_statistics` needs.
+
+    Also returns ``label_classes`` and ``label_example`` (distinct labels in the train split) when ``label``.
+    ``quantiles(column, probabilities, count)``, when given, computes bucket edges instead of the SQL
+    aggregate (Spark's exact ``percentile`` keeps every distinct value in memory, which does not scale).
+    """
+    items = transform._items()
+    selects = ["COUNT(*)"] + (["COUNT(DISTINCT __label)", "MIN(__label)"] if label else [])
+    numeric_slots: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.numeric is None:
+            continue
+        c = f"n{i}"
+        numeric_slots[str(i)] = len(selects)
+        selects += [f"COUNT({c})", f"AVG({c})", f"STDDEV_POP({c})", f"MIN({c})", f"MAX({c})"]
+        bucketize = item.numeric.bucketize
+        in_sql = bucketize is not None and bucketize.bins is not None and quantiles is None
+        selects.append(_quantiles(c, bucketize.bins, dialect) if in_sql and bucketize and bucketize.bins else "NULL")
+    row = run(f"SELECT {', '.join(selects)} FROM {table}")[0]
+    stats: dict[str, Any] = {"rows": int(row[0]), "numeric": {}, "counts": {}, "df": {}}
+    if label:
+        stats["label_classes"], stats["label_example"] = int(row[1]), row[2]
+    for key, at in numeric_slots.items():
+        count, mean, std, low, high, edges = row[at : at + 6]
+        bucketize = items[int(key)].numeric.bucketize  # type: ignore[union-attr]
+        if quantiles is not None and bucketize is not None and bucketize.bins and count:
+            probabilities = [j / bucketize.bins for j in range(1, bucketize.bins)]
+            edges = quantiles(f"n{key}", probabilities, int(count))
+        stats["numeric"][key] = {
+            "count": int(count),
+            "mean": _float(mean),
+            "std": _float(std),
+            "min": _float(low),
+            "max": _float(high),
+            "quantiles": [float(q) for q in edges] if edges is not None else None,
+        }
+    explode = "explode" if dialect == "spark" else "unnest"
+    for i, item in enumerate(items):
+        if item.categorical is not None and item.categorical.encoding != "hash":
+            c, k = f"c{i}", item.categorical.top_k or (DEFAULT_TOP_K if item.categorical.encoding == "onehot" else None)
+            limit = f" LIMIT {k}" if k else ""
+            sql = (
+                f"SELECT {c}, COUNT(*) AS n FROM {table} WHERE {c} IS NOT NULL GROUP BY {c} ORDER BY n DESC, {c}{limit}"
+            )
+            stats["counts"][str(i)] = [[str(k_), int(n)] for k_, n in run(sql)]
+        elif item.text is not None and item.text.encoding == "tfidf":
+            text = item.text
+            sql = (
+                f"SELECT tok, COUNT(*) AS n FROM (SELECT {explode}(t{i}) AS tok FROM {table}) x GROUP BY tok "
+                f"HAVING COUNT(*) >= {text.min_df} ORDER BY n DESC, tok LIMIT {text.max_features}"
+            )
+            stats["df"][str(i)] = [[str(t), int(n)] for t, n in run(sql)]
+    return stats
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def duckdb_statistics(
+    transform: Transform, prepared: Iterable[pa.RecordBatch] | pa.RecordBatchReader, label: bool | None
+) -> dict[str, Any]:
+    """:func:`collect_statistics` with DuckDB over prepared batches (an in-memory table, spilling if needed)."""
+    from aiforge.engines.local import connect_duckdb
+
+    if isinstance(prepared, pa.RecordBatchReader):
+        source: Any = prepared
+    else:
+        batches = list(prepared)
+        source = pa.Table.from_batches(batches) if batches else pa.table({})
+    con = connect_duckdb()
+    try:
+        con.register("prep_source", source)
+        con.execute("CREATE TABLE prep AS SELECT * FROM prep_source")
+        con.unregister("prep_source")
+        return collect_statistics(lambda sql: con.execute(sql).fetchall(), transform, "prep", "duckdb", bool(label))
+    finally:
+        con.close()
+
+
+# -- output --------------------------------------------------------------------------------------------------
+
+
+def output_schema(types: Mapping[str, pa.DataType], spec: BatchSpec, width: int, fixed: bool = True) -> pa.Schema:
+    """id, split, label (when the spec has one) and features: list<float32> of ``width`` (fixed-size)."""
+    features = pa.list_(pa.float32(), width) if fixed else pa.list_(pa.float32())
+    fields = [pa.field("id", types[spec.id]), pa.field("split", pa.string())]
+    if spec.label is not None:
+        fields.append(pa.field("label", types[spec.label]))
+    fields.append(pa.field("features", features))
+    return pa.schema(fields)
+
+
+def output_batch(
+    batch: pa.RecordBatch, transform: Transform, tokenizer: Tokenizer, spec: BatchSpec, schema: pa.Schema
+) -> pa.RecordBatch:
+    """The feature rows of ``batch`` in ``schema`` (from :func:`output_schema`)."""
+    features = transform.transform(batch, tokenizer)
+    flat = pa.array(features.reshape(-1), pa.float32())
+    feature_type = schema.field("features").type
+    if pa.types.is_fixed_size_list(feature_type):
+        vectors: pa.Array = pa.FixedSizeListArray.from_arrays(flat, features.shape[1])
+    else:
+        offsets = pa.array(np.arange(batch.num_rows + 1, dtype=np.int32) * features.shape[1])
+        vectors = pa.ListArray.from_arrays(offsets, flat)
+    split = pa.array(np.asarray(enc.SPLITS, dtype=object)[_codes(batch, spec)], pa.string())
+    arrays = [pc.cast(batch.column(spec.id), schema.field("id").type), split]
+    if spec.label is not None:
+        arrays.append(pc.cast(batch.column(spec.label), schema.field("label").type))
+    arrays.append(vectors)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)

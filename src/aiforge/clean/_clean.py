@@ -1,0 +1,271 @@
+"""CLEAN: find and correct noisy labels in a snapshot; write the corrected snapshot and a report.
+
+The label column of the new snapshot holds the corrected labels and ``label_given`` the labels it was given; every
+other column is copied unchanged. The snapshot is built in a staging folder and committed like a DUMP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from aiforge._progress import progress as progress_bar
+from aiforge.clean._report import render_html, summarise
+from aiforge.clean.pico import PICO
+from aiforge.clean.vote import MultiSplitVote, SplitTrainCheck
+from aiforge.errors import ColumnNotFound, InvalidInput, WorkspaceError
+from aiforge.workspace import Snapshot, Workspace, check_name, write_atomic
+from aiforge.workspace.writer import PartWriter, data_manifest
+
+__all__ = ["METHODS", "CleanResult", "clean"]
+
+METHODS = ("pico", "vote", "split")
+GIVEN_COLUMN = "label_given"
+
+
+@dataclass
+class CleanResult:
+    """What :func:`clean` made: the new snapshot, the report files and the fitted cleaner."""
+
+    snapshot: Snapshot
+    report: dict[str, Any] = field(repr=False)
+    html_path: Path
+    json_path: Path
+    cleaner: Any = field(repr=False)
+
+    @property
+    def changed(self) -> int:
+        """How many labels were changed."""
+        return int(self.report["changed"])
+
+
+def clean(
+    data: Any,
+    *,
+    label: str,
+    features: list[str] | None = None,
+    method: str = "pico",
+    checker: Any = None,
+    out: str | None = None,
+    workspace: Workspace | str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    n_jobs: int | None = 1,
+    engine: str = "local",
+    master: str | None = None,
+    progress: bool = False,
+) -> CleanResult:
+    """Correct the labels of a snapshot and store the result as a new snapshot with a report.
+
+    Parameters
+    ----------
+    data : str, Snapshot or pyarrow.Table
+        A snapshot reference (``NAME`` or ``NAME@vN``), a :class:`~aiforge.Snapshot`, or an Arrow table (or a
+        pandas DataFrame).
+    label : str
+        The label column.
+    features : list of str, optional
+        Feature columns. Default: every numeric or boolean column except the label, ``label_given`` and integer
+        identifiers (a different value in every row). A single string column is text (use ``checker="text"``).
+    method : {'pico', 'vote', 'split'}, default 'pico'
+        :class:`PICO`, :class:`MultiSplitVote` or :class:`SplitTrainCheck`.
+    checker : str or scikit-learn classifier, optional
+        See :func:`aiforge.clean.make_checker`.
+    out : str, optional
+        Name of the new snapshot. Default: ``<snapshot name>_clean`` (``clean`` for a table).
+    workspace : Workspace or path, optional
+        Default: ``Workspace()``.
+    seed : int, default 0
+    engine : {'local', 'spark'}, default 'local'
+        Where PICO trains each iteration's checkers: processes on this machine, or Spark tasks (``method="pico"``
+        only).
+    master : str, optional
+        Spark master URL with ``engine="spark"`` (default ``local[*]``).
+    n_jobs : int, default 1
+        Processes fitting checkers (``pico`` and ``vote``).
+    progress : bool, default False
+        Show a progress bar on a terminal.
+
+    Returns
+    -------
+    CleanResult
+        ``snapshot`` (the new snapshot), ``report`` (the JSON summary), ``html_path``, ``json_path``, ``cleaner``.
+
+    Raises
+    ------
+    SnapshotNotFound, ColumnNotFound, InvalidInput, WorkspaceError
+
+    Examples
+    --------
+    >>> import tempfile, pyarrow as pa
+    >>> from sklearn.datasets import load_digits
+    >>> X, y = load_digits(return_X_y=True)
+    >>> table = pa.table({**{f"f{i}": X[:, i] for i in range(64)}, "digit": y})
+    >>> result = clean(table, label="digit", method="split", workspace=tempfile.mkdtemp())
+    >>> result.snapshot.ref, GIVEN_COLUMN in result.snapshot.columns
+    ('clean@v1', True)
+    """
+    started = time.perf_counter()
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    if method not in METHODS:
+        raise InvalidInput(f"unknown method {method!r}; use one of: {', '.join(METHODS)}")
+    if engine not in ("local", "spark"):
+        raise InvalidInput(f"unknown engine {engine!r}; use 'local' or 'spark'")
+    if engine == "spark" and method != "pico":
+        raise InvalidInput(f"engine='spark' trains PICO's checkers on Spark; method {method!r} runs locally only")
+    if master is not None and engine != "spark":
+        raise InvalidInput(f"master {master!r} only applies to engine='spark'; drop it or add engine='spark'")
+    table, subject, default_out, source = _read(data, ws)
+    name = check_name(out if out is not None else default_out)
+    if label not in table.column_names:
+        raise ColumnNotFound(
+            f"label column {label!r} not found in {subject}; available columns: {', '.join(table.column_names)}"
+        )
+    columns = _feature_columns(table, label, features, subject)
+    X = _features(table, columns)
+    given = table.column(label).to_numpy(zero_copy_only=False)
+    if table.column(label).null_count:
+        raise InvalidInput(
+            f"label column {label!r} has {table.column(label).null_count} missing values; drop or fill them first"
+        )
+    cleaner = {"pico": PICO, "vote": MultiSplitVote, "split": SplitTrainCheck}[method]
+    params: dict[str, Any] = {"checker": checker, "seed": seed}
+    if method != "split":
+        params["n_jobs"] = n_jobs
+    if engine == "spark":
+        params.update(backend="spark", master=master)
+    with progress_bar(f"clean: {method}", total=None, enabled=progress):
+        fitted = cleaner(**params).fit(X, given)
+    corrected = pa.array(fitted.corrected_labels_, type=table.schema.field(label).type)
+    output = table.set_column(table.column_names.index(label), label, corrected)
+    given_type = table.schema.field(label).type
+    if GIVEN_COLUMN in output.column_names:
+        output = output.drop_columns([GIVEN_COLUMN])
+    output = output.append_column(pa.field(GIVEN_COLUMN, given_type), table.column(label))
+    checker_name = checker if isinstance(checker, str) or checker is None else type(checker).__name__
+    meta = {
+        "method": method,
+        "checker": checker_name or "knn",
+        "label": label,
+        "features": columns,
+        "seed": seed,
+        "engine": engine,
+    }
+    report = summarise(fitted, np.asarray(given), subject, meta)
+    with ws.staging("clean") as staged:
+        writer = PartWriter(staged, output.schema)
+        try:
+            for batch in output.to_batches(max_chunksize=131_072):
+                writer.write(batch)
+            writer.close()
+        except OSError as exc:
+            writer.abort()
+            raise WorkspaceError(f"cannot write snapshot {name} in {ws.home}: {exc}") from exc
+        manifest = {
+            "source": source,
+            "query": None,
+            "engine": "local",
+            "master": None,
+            **data_manifest(staged, output.schema),
+            "sample": None,
+            "clean": {**meta, "changed": report["changed"], "iterations": report["iterations"]},
+            "duration_s": round(time.perf_counter() - started, 3),
+        }
+        snapshot = ws.commit_snapshot(name, staged, manifest)
+    created = snapshot.created
+    report["output"] = snapshot.ref
+    folder = ws.report_dir(f"clean-{snapshot.ref}", created.replace(":", "").replace("-", ""))
+    html_path, json_path = folder / "report.html", folder / "clean.json"
+    try:
+        write_atomic(html_path, render_html(report))
+        write_atomic(json_path, json.dumps(report, indent=2, default=str))
+    except OSError as exc:
+        raise WorkspaceError(f"cannot write the clean report to {folder}: {exc}") from exc
+    ws.record_report(snapshot.ref, html_path, json_path, created)
+    return CleanResult(snapshot, report, html_path, json_path, fitted)
+
+
+def _read(data: Any, ws: Workspace) -> tuple[pa.Table, str, str, str]:
+    """The table, a subject for messages, the default output name and the manifest's source."""
+    if isinstance(data, str):
+        data = ws.get_snapshot(data)
+    if isinstance(data, Snapshot):
+        return data.to_arrow(), data.ref, f"{data.name}_clean", f"snapshot:{data.ref}"
+    if isinstance(data, pa.Table):
+        return data, "table", "clean", "table"
+    if hasattr(data, "to_arrow") or type(data).__name__ == "DataFrame":
+        return pa.Table.from_pandas(data, preserve_index=False), "dataframe", "clean", "dataframe"
+    raise InvalidInput(
+        f"data must be a snapshot reference, a Snapshot, a pyarrow.Table or a DataFrame; got {type(data).__name__}"
+    )
+
+
+def _feature_columns(table: pa.Table, label: str, features: list[str] | None, subject: str) -> list[str]:
+    if features is not None:
+        missing = [c for c in features if c not in table.column_names]
+        if missing:
+            raise ColumnNotFound(
+                f"feature column(s) {', '.join(map(repr, missing))} not found in {subject}; "
+                f"available columns: {', '.join(table.column_names)}"
+            )
+        if label in features:
+            raise InvalidInput(f"the label column {label!r} cannot also be a feature; remove it from features")
+        if not features:
+            raise InvalidInput("features is empty; name at least one feature column or leave it out")
+        return list(features)
+    chosen = [
+        f.name
+        for f in table.schema
+        if f.name not in (label, GIVEN_COLUMN)
+        and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type))
+        and not _is_identifier(table.column(f.name))
+    ]
+    if not chosen:
+        raise InvalidInput(
+            f"{subject} has no numeric feature columns besides the label {label!r}; name them with features=[...] "
+            "(one string column is treated as text for checker='text')"
+        )
+    return chosen
+
+
+def _is_identifier(column: pa.ChunkedArray) -> bool:
+    """An integer column with a different value in every row names rows; as a feature it would only add noise."""
+    import pyarrow.compute as pc
+
+    return (
+        pa.types.is_integer(column.type)
+        and len(column) > 1
+        and column.null_count == 0
+        and pc.count_distinct(column).as_py() == len(column)
+    )
+
+
+def _features(table: pa.Table, columns: list[str]) -> Any:
+    kinds = [table.schema.field(c).type for c in columns]
+    if len(columns) == 1 and (pa.types.is_string(kinds[0]) or pa.types.is_large_string(kinds[0])):
+        return np.asarray(table.column(columns[0]).to_pylist(), dtype=object)
+    bad = [
+        c
+        for c, t in zip(columns, kinds, strict=True)
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t))
+    ]
+    if bad:
+        raise InvalidInput(
+            f"feature column(s) {', '.join(map(repr, bad))} are not numeric; encode them first (aiforge batch) "
+            "or pass one text column alone with checker='text'"
+        )
+    matrix = np.empty((table.num_rows, len(columns)), dtype=np.float64)
+    for i, name in enumerate(columns):
+        column = table.column(name).cast(pa.float64())
+        if column.null_count:
+            raise InvalidInput(
+                f"feature column {name!r} has {column.null_count} missing values; impute or drop them before cleaning"
+            )
+        matrix[:, i] = column.to_numpy(zero_copy_only=False)
+    return matrix

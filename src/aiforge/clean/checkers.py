@@ -1,0 +1,141 @@
+"""Checkers: the classifiers that judge held-out labels in :mod:`aiforge.clean`.
+
+A checker is any scikit-learn classifier with ``fit`` and ``predict_proba``. :func:`make_checker` turns a name into a
+fresh, seeded estimator, or clones an estimator it is given. The default, ``"knn"``, was picked by measuring on
+scikit-learn's digits with 20% symmetric label noise (5-fold out-of-fold accuracy against the true labels, 2-core
+machine, one BLAS thread): k-nearest neighbours 0.924 in 0.13 s, extra trees 0.947 in 5.7 s, RBF SVM 0.931 in 3.9 s,
+random forest 0.939 in 7.1 s, logistic regression 0.878 in 0.56 s, histogram gradient boosting 0.891 in 15 s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiforge.errors import InvalidInput
+
+__all__ = ["CHECKERS", "make_checker"]
+
+
+def _knn(seed: int) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=10))
+
+
+def _logreg(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300, random_state=seed))
+
+
+def _forest(seed: int) -> Any:
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    return ExtraTreesClassifier(n_estimators=60, min_samples_leaf=2, random_state=seed)
+
+
+def _hgb(seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(max_iter=50, random_state=seed)
+
+
+def _nb(seed: int) -> Any:
+    from sklearn.naive_bayes import GaussianNB
+
+    return GaussianNB()
+
+
+def _ensemble(seed: int) -> Any:
+    from sklearn.ensemble import VotingClassifier
+
+    members = [("knn", _knn(seed)), ("logreg", _logreg(seed)), ("forest", _forest(seed))]
+    return VotingClassifier(members, voting="soft")
+
+
+def _text(seed: int) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
+        LogisticRegression(C=10.0, max_iter=500, random_state=seed),
+    )
+
+
+#: The checker names :func:`make_checker` knows, with what each builds.
+CHECKERS: dict[str, Callable[[int], Any]] = {
+    "knn": _knn,
+    "logreg": _logreg,
+    "forest": _forest,
+    "hgb": _hgb,
+    "nb": _nb,
+    "ensemble": _ensemble,
+    "text": _text,
+}
+
+DEFAULT_CHECKER = "knn"
+
+
+def make_checker(checker: Any = None, *, seed: int = 0) -> Any:
+    """A fresh, unfitted checker.
+
+    Parameters
+    ----------
+    checker : str, scikit-learn classifier or None
+        ``None`` (the default, ``"knn"``), a name, or an estimator with ``fit`` and ``predict_proba`` (cloned, and
+        its ``random_state`` set to ``seed`` when it has one). Names:
+
+        - ``"knn"``: standardised features, 10 nearest neighbours (strong and fast on dense numeric features);
+        - ``"logreg"``: standardised features, multinomial logistic regression (``C=0.1``);
+        - ``"forest"``: extra trees (60 trees); ``"hgb"``: histogram gradient boosting; ``"nb"``: Gaussian naive
+          Bayes (the cheapest, for very large data);
+        - ``"ensemble"``: soft vote of knn, logreg and forest;
+        - ``"text"``: TF-IDF of word 1-2 grams + logistic regression, for short texts such as intents
+          (``X`` is a 1-D array of strings).
+    seed : int, default 0
+        Seeds the estimator's ``random_state``.
+
+    Returns
+    -------
+    estimator
+        An unfitted scikit-learn classifier.
+
+    Raises
+    ------
+    InvalidInput
+        An unknown name, or an object without ``fit``/``predict_proba``.
+
+    Examples
+    --------
+    >>> make_checker("logreg").steps[-1][0]
+    'logisticregression'
+    """
+    if checker is None:
+        checker = DEFAULT_CHECKER
+    if isinstance(checker, str):
+        factory = CHECKERS.get(checker)
+        if factory is None:
+            raise InvalidInput(
+                f"unknown checker {checker!r}; use one of: {', '.join(CHECKERS)}, "
+                "or pass a scikit-learn classifier with predict_proba"
+            )
+        return factory(seed)
+    if not (hasattr(checker, "fit") and hasattr(checker, "predict_proba")):
+        raise InvalidInput(
+            f"checker must be a name ({', '.join(CHECKERS)}) or a scikit-learn classifier with fit and "
+            f"predict_proba; got {type(checker).__name__}"
+        )
+    from sklearn.base import clone
+
+    estimator = clone(checker)
+    params = estimator.get_params()
+    if "random_state" in params:
+        estimator.set_params(random_state=seed)
+    return estimator

@@ -1,0 +1,110 @@
+"""``evaluate_dirs``: score a folder of predictions against a folder of ground truth (``aiforge ocr-eval``)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from aiforge.errors import InvalidInput
+from aiforge.evaluate.ocr._text import Normalization
+from aiforge.evaluate.ocr.cascade import CascadeResult, cascade
+from aiforge.evaluate.ocr.formats import Format, read_dir
+from aiforge.evaluate.ocr.popeval import Mode, PopEvalResult, Ties, popeval
+
+__all__ = ["OCREvaluation", "evaluate_dirs"]
+
+Metric = Literal["popeval", "cascade", "all"]
+
+
+@dataclass(frozen=True)
+class OCREvaluation:
+    """What :func:`evaluate_dirs` found: the requested results (None when not requested) and the missing files."""
+
+    popeval: PopEvalResult | None
+    cascade: CascadeResult | None
+    missing_predictions: tuple[str, ...]
+    n_images: int
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        out: dict[str, object] = {"n_images": self.n_images, "missing_predictions": list(self.missing_predictions)}
+        if self.popeval is not None:
+            out["popeval"] = self.popeval.to_dict()
+        if self.cascade is not None:
+            out["cascade"] = self.cascade.to_dict()
+        return out
+
+
+def evaluate_dirs(gt_dir: str | Path, pred_dir: str | Path, *, metric: Metric = "popeval", fmt: Format = "auto",
+                  mode: Mode = "reference", ties: Ties | None = None, positive_area: bool | None = None,
+                  ordered: bool = False, case_sensitive: bool = True, normalization: Normalization = None,
+                  strip_special: bool = False, iou_threshold: float = 0.5,
+                  dont_care: str | None = "###") -> OCREvaluation:
+    """Evaluate the prediction files in ``pred_dir`` against the GT files of the same name in ``gt_dir``.
+
+    Parameters
+    ----------
+    gt_dir, pred_dir : str or Path
+        Folders of ``*.txt`` files, one per image, paired by file name.
+    metric : {"popeval", "cascade", "all"}, default "popeval"
+    fmt : {"auto", "reference", "icdar2013", "icdar2015", "polygon"}, default "auto"
+        Line format of both folders (see :mod:`aiforge.evaluate.ocr.formats`).
+    mode, ties, positive_area, ordered
+        PopEval options (see :func:`~aiforge.evaluate.ocr.popeval`).
+    case_sensitive, normalization, strip_special, dont_care
+        Text options shared by both metrics.
+    iou_threshold : float, default 0.5
+        Cascade matching threshold.
+
+    Returns
+    -------
+    OCREvaluation
+
+    Raises
+    ------
+    InvalidInput
+        A malformed line (the message names file and line), an unknown option, or prediction files without GT.
+    SourceError
+        A folder or file cannot be read.
+
+    Warns
+    -----
+    UserWarning
+        For GT files without a prediction file; they are scored as all missed (never skipped) and listed in
+        ``missing_predictions``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for side, text in (("gt", "Riverside"), ("pred", "Riverside")):
+    ...     (root / side).mkdir()
+    ...     _ = (root / side / "img_1.txt").write_text(f"0 0 90 0 90 10 0 10##::{text}\\n")
+    >>> ev = evaluate_dirs(root / "gt", root / "pred", metric="all")
+    >>> ev.popeval.hmean, ev.cascade.wem.hmean
+    (1.0, 1.0)
+    """
+    if metric not in ("popeval", "cascade", "all"):
+        raise InvalidInput(f"unknown OCR metric {metric!r}; expected 'popeval', 'cascade' or 'all'")
+    gt = read_dir(gt_dir, fmt=fmt)
+    pred = read_dir(pred_dir, fmt=fmt)
+    extra = sorted(set(pred) - set(gt))
+    if extra:
+        raise InvalidInput(f"{len(extra)} prediction file(s) in {pred_dir} have no GT file in {gt_dir}: "
+                           f"{', '.join(extra[:5])}{', ...' if len(extra) > 5 else ''}; add the GT or remove them")
+    missing = tuple(name for name in gt if name not in pred)
+    if missing:
+        warnings.warn(f"{len(missing)} GT file(s) in {gt_dir} have no prediction file in {pred_dir}, scored as all "
+                      f"missed: {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}",
+                      UserWarning, stacklevel=2)
+    pop = cas = None
+    if metric in ("popeval", "all"):
+        pop = popeval(gt, pred, mode=mode, ties=ties, positive_area=positive_area, ordered=ordered,
+                      case_sensitive=case_sensitive, normalization=normalization, strip_special=strip_special,
+                      dont_care=dont_care)
+    if metric in ("cascade", "all"):
+        cas = cascade(gt, pred, iou_threshold=iou_threshold, case_sensitive=case_sensitive,
+                      normalization=normalization, strip_special=strip_special, dont_care=dont_care)
+    return OCREvaluation(popeval=pop, cascade=cas, missing_predictions=missing, n_images=len(gt))

@@ -1,1 +1,0 @@
-"""Stages that turn warehouse data into features: DUMP (snapshots) and ANALYZE (data reports)."""

@@ -1,0 +1,314 @@
+"""One command serves a model: start the inference server and the APS server on this machine, wait until both are
+ready, and hand back their URLs.
+
+Each server runs as its own process (``aiforge serve model`` and ``aiforge serve aps``), exactly as it would in a
+container, so what works under ``up`` works under the Kubernetes manifests of :mod:`.manifests` (both
+build their command lines with :func:`inference_args` and :func:`aps_args`). ``replicas=N`` starts N processes of
+each server that share one port through ``SO_REUSEPORT``; the kernel spreads connections across them. Every process
+gets ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS`` = 1, and each inference replica runs ONNX Runtime
+with ``settings.threads`` intra-op threads (``cpus`` rounded)::
+
+    with up(ServeSettings(model_repo="models", model="mlp")) as stack:
+        httpx.post(stack.urls["aps"] + "/predict", json={...})
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import weakref
+from pathlib import Path
+from types import TracebackType
+
+from aiforge.errors import ServiceError
+from aiforge.serve.deploy.settings import ServeSettings
+
+__all__ = ["Stack", "aps_args", "inference_args", "up"]
+
+#: The ``aiforge`` CLI in a child process, run by the interpreter that runs us (so the same environment).
+_CLI = [sys.executable, "-m", "aiforge"]
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_LIVE: weakref.WeakSet[Stack] = weakref.WeakSet()
+
+
+def inference_args(settings: ServeSettings, *, model_repo: str, host: str, reuse_port: bool = False) -> list[str]:
+    """The ``aiforge`` arguments that start one inference server replica for ``settings``.
+
+    Parameters
+    ----------
+    settings : ServeSettings
+    model_repo : str
+        The model repository as the process sees it (a local path, or the mount path in a container).
+    host : str
+        The address to listen on.
+    reuse_port : bool, default False
+        Listen with ``SO_REUSEPORT`` so replicas share the ports.
+
+    Returns
+    -------
+    list of str
+        ``["serve", "model", MODEL_REPO, "--host", ...]``.
+    """
+    args = [
+        "serve", "model", model_repo,
+        "--host", host, "--port", str(settings.http_port), "--grpc-port", str(settings.grpc_port),
+        "--threads", str(settings.threads),
+    ]
+    if settings.max_batch_size is not None:
+        args += ["--max-batch-size", str(settings.max_batch_size)]
+    if settings.max_queue_delay_ms is not None:
+        args += ["--max-queue-delay-ms", f"{settings.max_queue_delay_ms:g}"]
+    if settings.token_env is not None:
+        args += ["--token-env", settings.token_env]
+    if reuse_port:
+        args.append("--reuse-port")
+    return args
+
+
+def aps_args(
+    settings: ServeSettings, *, predictor: str, host: str, handler: str | None = None, reuse_port: bool = False
+) -> list[str]:
+    """The ``aiforge`` arguments that start one APS replica for ``settings``.
+
+    Parameters
+    ----------
+    settings : ServeSettings
+    predictor : str
+        Where the inference server's gRPC endpoint is: ``grpc://HOST:PORT``.
+    host : str
+        The address to listen on.
+    handler : str, optional
+        The handler spec as the process sees it; default ``settings.handler``, or ``default`` (the APS's default
+        handler) when that is ``None``.
+    reuse_port : bool, default False
+        Listen with ``SO_REUSEPORT`` so replicas share the port.
+
+    Returns
+    -------
+    list of str
+        ``["serve", "aps", HANDLER, "--predictor", ...]``.
+    """
+    spec = handler or settings.handler or "default"
+    args = ["serve", "aps", spec, "--predictor", predictor, "--model", settings.model]
+    if settings.version is not None:
+        args += ["--version", settings.version]
+    args += ["--host", host, "--port", str(settings.aps_port)]
+    if settings.token_env is not None:
+        args += ["--token-env", settings.token_env]
+    if reuse_port:
+        args.append("--reuse-port")
+    return args
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class Stack:
+    """The running processes of one :func:`up`: a context manager that stops them on exit.
+
+    Attributes
+    ----------
+    urls : dict
+        ``aps`` (``http://HOST:PORT``; ``POST {aps}/predict``), ``inference_http`` (OIP v2 REST) and
+        ``inference_grpc`` (``grpc://HOST:PORT``).
+    processes : list of subprocess.Popen
+        The APS replicas first, then the inference replicas (the order :meth:`stop` ends them in).
+    log_dir : Path
+        Where each process writes its output (``inference-0.log``, ``aps-0.log``, ...).
+    """
+
+    def __init__(self, settings: ServeSettings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        host = _url_host(settings.host)
+        self.urls = {
+            "aps": f"http://{host}:{settings.aps_port}",
+            "inference_http": f"http://{host}:{settings.http_port}",
+            "inference_grpc": f"grpc://{host}:{settings.grpc_port}",
+        }
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._logs: dict[int, Path] = {}
+        self._names: dict[int, str] = {}
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = self.log_dir / f"{name}.log"
+        with log.open("wb") as out:
+            # a session of its own: Ctrl-C in the terminal reaches `up`, which stops the servers in order
+            process = subprocess.Popen(
+                [*_CLI, *args], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
+            )
+        self._logs[process.pid] = log
+        self._names[process.pid] = name
+        # APS replicas go first in the list so that stop() ends them before the inference servers they call
+        if name.startswith("aps"):
+            self.processes.insert(0, process)
+        else:
+            self.processes.append(process)
+        return process
+
+    def log_tail(self, process: subprocess.Popen[bytes], lines: int = 20) -> str:
+        """The last ``lines`` lines a process wrote (stdout and stderr)."""
+        try:
+            text = self._logs[process.pid].read_text(encoding="utf-8", errors="replace")
+        except (KeyError, OSError):
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def name_of(self, process: subprocess.Popen[bytes]) -> str:
+        """``inference-0``, ``aps-1``, ...: the replica's name (its log file is ``log_dir/<name>.log``)."""
+        return self._names.get(process.pid, str(process.pid))
+
+    def alive(self) -> bool:
+        """Whether every process is still running."""
+        return bool(self.processes) and all(process.poll() is None for process in self.processes)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop every process: SIGTERM (graceful: in-flight requests finish), then SIGKILL after ``timeout_s``.
+
+        The APS replicas are stopped first so their in-flight requests can still reach the inference servers.
+        Safe to call twice.
+        """
+        aps = [p for p in self.processes if self.name_of(p).startswith("aps")]
+        inference = [p for p in self.processes if p not in aps]
+        for group in (aps, inference):
+            for process in group:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            for process in group:
+                try:
+                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        _LIVE.discard(self)
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.alive() else "stopped"
+        return f"Stack({self.settings.model!r}, {len(self.processes)} processes, {state}, aps={self.urls['aps']})"
+
+
+@atexit.register
+def _stop_all() -> None:  # never leave servers behind when the Python that started them exits
+    for stack in list(_LIVE):
+        stack.stop(timeout_s=5.0)
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def up(settings: ServeSettings, *, wait_s: float = 60.0, log_dir: str | os.PathLike[str] | None = None) -> Stack:
+    """Start the inference server and the APS server for ``settings`` and wait until both are ready.
+
+    Parameters
+    ----------
+    settings : ServeSettings
+        The model, handler, replicas, CPUs and ports (all on ``settings.host``).
+    wait_s : float, default 60
+        How long the servers may take to answer ``GET /v2/health/ready`` and ``GET /health/ready`` with 200.
+    log_dir : path, optional
+        Where each process writes its output; default a new temporary folder.
+
+    Returns
+    -------
+    Stack
+        The running processes and their ``urls``; use it as a context manager or call ``stop()``.
+
+    Raises
+    ------
+    ServiceError
+        A process exited during start-up (a bad model repository, a handler that fails to load, a port in use)
+        or the servers were not ready within ``wait_s``; the message names the process and ends with the last lines
+        it wrote. Every process already started is stopped first.
+    InvalidInput
+        ``settings.token_env`` names an unset variable.
+    """
+    settings.token  # noqa: B018 (fails early, here, when token_env names an unset variable)
+    folder = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="aiforge-serve-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **dict.fromkeys(_THREAD_VARS, "1"), "PYTHONUNBUFFERED": "1"}
+    stack = Stack(settings, folder)
+    _LIVE.add(stack)
+    reuse = settings.replicas > 1
+    predictor = f"grpc://{_url_host(settings.host)}:{settings.grpc_port}"
+    try:
+        for index in range(settings.replicas):
+            args = inference_args(settings, model_repo=str(settings.model_repo), host=settings.host, reuse_port=reuse)
+            stack._spawn(f"inference-{index}", args, env)
+        for index in range(settings.replicas):
+            stack._spawn(f"aps-{index}", aps_args(settings, predictor=predictor, host=settings.host,
+                                                  reuse_port=reuse), env)
+        _wait_ready(stack, wait_s)
+    except BaseException:
+        stack.stop(timeout_s=5.0)
+        raise
+    return stack
+
+
+def _replica_ready(stack: Stack, process: subprocess.Popen[bytes]) -> bool:
+    """Whether the replica has printed its ready line (replicas share ports, so only their own logs tell them apart)."""
+    from aiforge.serve._http import READY_PREFIX
+
+    try:
+        log = stack._logs[process.pid].read_bytes()
+    except (KeyError, OSError):
+        return False
+    return log.startswith(READY_PREFIX.encode()) or b"\n" + READY_PREFIX.encode() in log
+
+
+def _wait_ready(stack: Stack, wait_s: float) -> None:
+    checks = [stack.urls["inference_http"] + "/v2/health/ready", stack.urls["aps"] + "/health/ready"]
+    deadline = time.monotonic() + wait_s
+    pending = list(checks)
+    starting = list(stack.processes)
+    while True:
+        for process in stack.processes:
+            code = process.poll()
+            if code is not None:
+                name = stack.name_of(process)
+                raise ServiceError(
+                    f"{name} exited with code {code} while starting {stack.settings.model!r} from "
+                    f"{stack.settings.model_repo}; its last output ({stack.log_dir / (name + '.log')}):\n"
+                    f"{stack.log_tail(process) or '(nothing)'}"
+                )
+        starting = [process for process in starting if not _replica_ready(stack, process)]
+        pending = [url for url in pending if not _ready(url)]
+        if not pending and not starting:
+            return
+        if time.monotonic() > deadline:
+            tails = "\n".join(
+                f"--- {stack.name_of(p)}:\n{stack.log_tail(p, 10) or '(nothing)'}" for p in stack.processes
+            )
+            raise ServiceError(
+                f"the servers for {stack.settings.model!r} were not ready within {wait_s:g} s: "
+                f"{', '.join([*pending, *(stack.name_of(p) for p in starting)])} did not answer 200 or report ready; "
+                f"raise wait_s if the model is slow to load. "
+                f"Last output:\n{tails}"
+            )
+        time.sleep(0.05)  # polling interval between readiness checks

@@ -1,0 +1,69 @@
+"""The checker factory: names, estimators, seeds, text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from aiforge.clean import CHECKERS, PICO, make_checker
+from aiforge.errors import InvalidInput
+
+
+@pytest.mark.parametrize("name", sorted(set(CHECKERS) - {"text"}))
+def test_every_named_checker_fits_and_predicts_probabilities(name, blobs):
+    X, y = blobs
+    model = make_checker(name, seed=0).fit(X, y)
+    proba = model.predict_proba(X[:5])
+    assert proba.shape == (5, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_default_is_knn():
+    assert make_checker().steps[-1][0] == "kneighborsclassifier"
+
+
+def test_an_estimator_is_cloned_and_seeded():
+    tree = DecisionTreeClassifier(max_depth=3, random_state=99)
+    made = make_checker(tree, seed=5)
+    assert made is not tree and made.random_state == 5 and made.max_depth == 3
+    assert tree.random_state == 99
+
+
+def test_unknown_name_lists_the_names():
+    with pytest.raises(InvalidInput, match=r"^unknown checker 'bert'; use one of: knn, logreg, forest, hgb, nb, "):
+        make_checker("bert")
+
+
+def test_not_a_classifier():
+    with pytest.raises(InvalidInput, match=r"^checker must be a name \(knn, .*got int$"):
+        make_checker(3)
+
+
+def test_text_checker_cleans_intents():
+    texts = {
+        "weather": [
+            "will it rain today",
+            "weather tomorrow",
+            "is it sunny",
+            "forecast for the weekend",
+            "rain or shine",
+        ],
+        "music": ["play some jazz", "next song please", "turn up the music", "play my playlist", "skip this track"],
+        "alarm": ["wake me at seven", "set an alarm", "cancel my alarm", "alarm for six am", "snooze the alarm"],
+    }
+    X = [t for intent in texts for t in texts[intent]] * 4
+    y = np.array([intent for intent in texts for _ in texts[intent]] * 4)
+    noisy = y.copy()
+    noisy[[0, 21, 42]] = ["music", "alarm", "weather"]
+    vote = PICO(checker="text", n_iter=2, seed=0).fit(X, noisy)
+    assert (vote.corrected_labels_ == y).mean() >= 0.95
+
+
+def test_any_sklearn_classifier_works_in_pico(blobs):
+    X, y = blobs
+    noisy = y.copy()
+    noisy[::10] = (noisy[::10] + 1) % 3
+    pico = PICO(checker=LogisticRegression(), n_iter=2, seed=0).fit(X, noisy)
+    assert (pico.corrected_labels_ == y).mean() >= 0.98
