@@ -28,6 +28,7 @@ from aiforge.batch import _plan as plan
 from aiforge.batch._encoders import SPLITS
 from aiforge.batch.spec import BatchSpec, load_spec
 from aiforge.batch.transform import FORMAT_VERSION, Transform
+from aiforge.engines import Engine, LocalEngine, SparkEngine, resolve_engine
 from aiforge.errors import ColumnNotFound, EmptyResult, InvalidInput
 from aiforge.workspace import Snapshot, Workspace, check_name
 from aiforge.workspace.writer import data_manifest
@@ -35,7 +36,6 @@ from aiforge.workspace.writer import data_manifest
 __all__ = ["FeatureSnapshot", "batch"]
 
 log = logging.getLogger(__name__)
-ENGINES = ("local", "spark")
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class FeatureSnapshot(Snapshot):
 def batch(
     spec: BatchSpec | Mapping[str, Any] | str | os.PathLike[str],
     *,
-    engine: str = "local",
+    engine: str | Engine = "local",
     master: str | None = None,
     sample: int | None = None,
     workspace: Workspace | str | os.PathLike[str] | None = None,
@@ -139,7 +139,7 @@ def batch(
     ----------
     spec : BatchSpec, mapping or path
         The spec, or a YAML file holding it (see :mod:`aiforge.batch.spec`).
-    engine : {'local', 'spark'}, default 'local'
+    engine : {'local', 'spark'} or Engine, default 'local'
         ``local``: DuckDB and Arrow in this process, streaming. ``spark``: Spark SQL and ``mapInArrow``.
         Both give the same rows, splits and features (floats within 1e-6).
     master : str, optional
@@ -178,10 +178,7 @@ def batch(
     """
     started = time.perf_counter()
     spec = load_spec(spec)
-    if engine not in ENGINES:
-        raise InvalidInput(f"unknown engine {engine!r}; expected one of: {', '.join(ENGINES)}")
-    if master is not None and engine != "spark":
-        raise InvalidInput(f"--master {master!r} only applies to --engine spark; drop it or add --engine spark")
+    runs_on = resolve_engine(engine, master)
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, numbers.Integral) or sample < 1):
         raise InvalidInput(f"sample must be a positive number of rows, e.g. 10000; got {sample!r}")
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
@@ -191,33 +188,24 @@ def batch(
     types = {f.name: f.type for f in pq.read_schema(files[0])} if files else {}
     _check_columns(spec, source, types)
     transform = Transform(features=spec.features, nlp=spec.nlp)
-    log.info("batch %s -> %s with the %s engine", source.ref, spec.output, engine)
+    log.info("batch %s -> %s with the %s engine", source.ref, spec.output, runs_on.name)
     with ws.staging("batch") as staged:
         if sample is not None:
             files = [_sample(source, int(sample), staged / "sample.parquet")]
-        job: dict[str, Any] = {}
+        runner: plan.Runner | None = None
         try:
-            if engine == "local":
-                from aiforge.batch._local import run_local, write_local
-
-                job = run_local(spec, transform, files, types, staged, show=progress)
-            else:
-                from aiforge.batch._spark import run_spark, write_spark
-
-                job = run_spark(spec, transform, files, types, master=master, home=ws.home)
-            _check_fit(spec, source, job)
-            transform.fit_statistics(job["stats"], {name: str(kind) for name, kind in types.items()})
+            runner = _runner(runs_on, spec, transform, files, types, staged, ws.home)
+            scan = runner.scan(progress)
+            _check_fit(spec, source, scan)
+            transform.fit_statistics(scan.stats, {name: str(kind) for name, kind in types.items()})
             width = len(transform.feature_names_)
             if width == 0:
                 raise InvalidInput("the features give no output column (e.g. a TF-IDF feature with no token)")
             schema = plan.output_schema(types, spec, width)
-            if engine == "local":
-                splits = write_local(job, spec, transform, schema, staged, progress)
-            else:
-                splits = write_spark(job, spec, transform, schema, staged)
+            splits = runner.write(schema, staged, progress)
         finally:
-            if job.get("con") is not None:
-                job["con"].close()
+            if runner is not None:
+                runner.close()
             transform.close()
         for leftover in ("spill", "sample.parquet"):
             _remove(staged / leftover)
@@ -226,12 +214,11 @@ def batch(
             "kind": "features",
             "source": source.ref,
             "spec": spec.model_dump(mode="json", exclude_none=True),
-            "engine": engine,
-            "master": (master or "local[*]") if engine == "spark" else None,
+            **runs_on.describe(),
             **data_manifest(staged, schema),
             "sample": sample,
-            "rows_in": job["rows_in"],
-            "drops": [{"rule": r.label, "rows": n} for r, n in zip(spec.drop, job["dropped"], strict=True)],
+            "rows_in": scan.rows_in,
+            "drops": [{"rule": r.label, "rows": n} for r, n in zip(spec.drop, scan.dropped, strict=True)],
             "splits": splits,
             "id": spec.id,
             "label": spec.label,
@@ -266,13 +253,33 @@ def _check_columns(spec: BatchSpec, source: Snapshot, types: Mapping[str, pa.Dat
         )
 
 
-def _check_fit(spec: BatchSpec, source: Snapshot, job: Mapping[str, Any]) -> None:
-    if job["kept"] == 0:
+def _runner(
+    engine: Engine,
+    spec: BatchSpec,
+    transform: Transform,
+    files: list[Path],
+    types: dict[str, pa.DataType],
+    staged: Path,
+    home: Path,
+) -> plan.Runner:
+    if isinstance(engine, SparkEngine):
+        from aiforge.batch._spark import SparkRunner
+
+        return SparkRunner(spec, transform, files, types, master=engine.master, home=home)
+    if isinstance(engine, LocalEngine):
+        from aiforge.batch._local import LocalRunner
+
+        return LocalRunner(spec, transform, files, types, staged)
+    raise InvalidInput(f"BATCH cannot run on the {engine.name} engine; use 'local' or 'spark'")
+
+
+def _check_fit(spec: BatchSpec, source: Snapshot, scan: plan.Scan) -> None:
+    if scan.kept == 0:
         raise EmptyResult(
-            f"the drop rules removed all {job['rows_in']:,} rows of {source.ref}; nothing was written. Check the "
+            f"the drop rules removed all {scan.rows_in:,} rows of {source.ref}; nothing was written. Check the "
             "drop rules"
         )
-    stats = job["stats"]
+    stats = scan.stats
     if stats["rows"] == 0:
         raise InvalidInput(f"no row of {source.ref} falls in the train split after the drop rules; raise split.train")
     if spec.label is not None and stats["label_classes"] < 2:

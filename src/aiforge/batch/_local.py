@@ -17,10 +17,10 @@ from aiforge._progress import progress as progress_bar
 from aiforge.batch import _plan as plan
 from aiforge.batch.spec import BatchSpec
 from aiforge.batch.transform import Transform
-from aiforge.errors import InvalidInput, QueryError
+from aiforge.errors import QueryError
 from aiforge.workspace.writer import PartWriter
 
-__all__ = ["run_local"]
+__all__ = ["LocalRunner"]
 
 BATCH_ROWS = 131_072
 
@@ -35,51 +35,32 @@ def _connect(spill: Path, files: list[Path]) -> Any:
     return con
 
 
-def check_predicates(run_check: Any, spec: BatchSpec, conditions: list[str | None], source: str) -> None:
-    """Evaluate each ``where`` rule on no rows, so a bad one is reported with its position in ``drop``."""
-    for i, (rule, condition) in enumerate(zip(spec.drop, conditions, strict=True)):
-        if rule.where is None or condition is None:
-            continue
-        try:
-            run_check(f"SELECT COUNT(*) FROM (SELECT * FROM {source} LIMIT 0) x WHERE {condition}")
-        except Exception as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InvalidInput(
-                f"drop[{i}].where: cannot evaluate {rule.where!r} on the snapshot: {message}; write a SQL "
-                "predicate over the snapshot's columns, for example 'amount < 0'"
-            ) from exc
+class LocalRunner:
+    """A BATCH job on the local engine (a :class:`~aiforge.batch._plan.Runner`); DuckDB spills under
+    ``staged/spill``."""
 
+    def __init__(
+        self, spec: BatchSpec, transform: Transform, files: list[Path], types: dict[str, pa.DataType], staged: Path
+    ) -> None:
+        self.spec, self.transform, self.types = spec, transform, types
+        self.con = _connect(staged / "spill", files)
+        self.kept_sql = ""
+        self.kept = 0
 
-def run_local(
-    spec: BatchSpec,
-    transform: Transform,
-    files: list[Path],
-    types: dict[str, pa.DataType],
-    staged: Path,
-    *,
-    show: bool = False,
-) -> dict[str, Any]:
-    """Run the whole BATCH job on the local engine; write the part files under ``staged/data``.
+    def scan(self, show: bool = False) -> plan.Scan:
+        """Count what each drop rule removes, then fit the statistics on the kept train rows."""
+        import duckdb
 
-    Returns
-    -------
-    dict
-        ``rows_in``, ``dropped`` (per rule), ``stats`` (the fitted statistics), ``splits`` (rows per split) and
-        ``rows`` (rows written).
-    """
-    import duckdb
-
-    con = _connect(staged / "spill", files)
-    try:
+        spec, transform, types, con = self.spec, self.transform, self.types, self.con
         type_names = {name: str(kind) for name, kind in types.items()}
-        conditions = plan.drop_conditions(spec, type_names, "duckdb")
-        check_predicates(lambda sql: con.execute(sql).fetchall(), spec, conditions, "source")
+        conditions = plan.drop_conditions(spec, type_names, "local")
+        plan.check_predicates(lambda sql: con.execute(sql).fetchall(), spec, conditions, "source")
         try:
             row = con.execute(plan.count_query(conditions, "source")).fetchall()[0]
         except duckdb.Error as exc:
             raise QueryError(str(exc).splitlines()[0], plan.count_query(conditions, "source")) from exc
         rows_in, dropped = plan.dropped_per_rule(row or (0,), conditions)
-        kept_sql = plan.kept_query(spec, conditions, "source", "duckdb")
+        self.kept_sql = plan.kept_query(spec, conditions, "source", "local")
         tokenizer = transform.tokenizer()
 
         with progress_bar("batch: fit on train", total=rows_in, enabled=show, unit="rows") as bar:
@@ -87,7 +68,7 @@ def run_local(
 
             def prepared() -> Iterator[pa.RecordBatch]:
                 try:
-                    for batch in con.sql(kept_sql).to_arrow_reader(BATCH_ROWS):
+                    for batch in con.sql(self.kept_sql).to_arrow_reader(BATCH_ROWS):
                         bar.advance(batch.num_rows)
                         yield plan.prepare_train(batch, transform, tokenizer, spec)
                 except BaseException as exc:  # DuckDB wraps it in its own error; keep ours to raise it as is
@@ -104,36 +85,31 @@ def run_local(
                 if failures:
                     raise failures[0] from None
                 raise
-        kept = rows_in - sum(dropped)
-        return {"rows_in": rows_in, "dropped": dropped, "kept": kept, "stats": stats, "kept_sql": kept_sql, "con": con}
-    except BaseException:
-        con.close()
-        raise
+        scan = plan.Scan(rows_in, dropped, stats)
+        self.kept = scan.kept
+        return scan
 
+    def write(self, schema: pa.Schema, staged: Path, show: bool = False) -> dict[str, int]:
+        """Transform the kept rows with the fitted transform and write them as part files under ``staged``."""
+        splits = dict.fromkeys(("train", "valid", "test"), 0)
+        tokenizer = self.transform.tokenizer()
+        writer = PartWriter(staged, schema)
+        try:
+            with progress_bar("batch: transform", total=self.kept, enabled=show, unit="rows") as bar:
+                for batch in self.con.sql(self.kept_sql).to_arrow_reader(BATCH_ROWS):
+                    out = plan.output_batch(batch, self.transform, tokenizer, self.spec, schema)
+                    for name, count in zip(*_value_counts(out.column(1)), strict=True):
+                        splits[name] += count
+                    writer.write(out)
+                    bar.advance(batch.num_rows)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        return splits
 
-def write_local(
-    job: dict[str, Any], spec: BatchSpec, transform: Transform, schema: pa.Schema, staged: Path, show: bool
-) -> dict[str, int]:
-    """Second half of the local job, after the transform is fitted: transform and write the kept rows."""
-    con = job["con"]
-    splits = dict.fromkeys(("train", "valid", "test"), 0)
-    tokenizer = transform.tokenizer()
-    writer = PartWriter(staged, schema)
-    try:
-        with progress_bar("batch: transform", total=job["kept"], enabled=show, unit="rows") as bar:
-            for batch in con.sql(job["kept_sql"]).to_arrow_reader(BATCH_ROWS):
-                out = plan.output_batch(batch, transform, tokenizer, spec, schema)
-                for name, count in zip(*_value_counts(out.column(1)), strict=True):
-                    splits[name] += count
-                writer.write(out)
-                bar.advance(batch.num_rows)
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        con.close()
-    return splits
+    def close(self) -> None:
+        self.con.close()
 
 
 def _value_counts(column: pa.Array) -> tuple[list[str], list[int]]:

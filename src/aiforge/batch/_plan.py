@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -18,11 +20,15 @@ import pyarrow.compute as pc
 from aiforge.batch import _encoders as enc
 from aiforge.batch._feature_ops import DEFAULT_TOP_K, Tokenizer
 from aiforge.batch.spec import BatchSpec, DropRule
+from aiforge.errors import InvalidInput
 
 if TYPE_CHECKING:  # a Transform calls duckdb_statistics to fit itself; the plan only takes one
     from aiforge.batch.transform import Transform
 
 __all__ = [
+    "Runner",
+    "Scan",
+    "check_predicates",
     "collect_statistics",
     "count_query",
     "drop_conditions",
@@ -36,9 +42,48 @@ __all__ = [
 Run = Callable[[str], list[tuple[Any, ...]]]
 
 
-def quote(name: str, dialect: str) -> str:
-    """A column name as a quoted SQL identifier in ``dialect`` ('duckdb' or 'spark')."""
-    if dialect == "spark":
+@dataclass(frozen=True)
+class Scan:
+    """What an engine learns in its first passes: input rows, rows dropped by each rule, the train statistics."""
+
+    rows_in: int
+    dropped: list[int]
+    stats: dict[str, Any]
+
+    @property
+    def kept(self) -> int:
+        return self.rows_in - sum(self.dropped)
+
+
+class Runner(Protocol):
+    """One BATCH job on one engine: :meth:`scan` counts the drops and fits the statistics, then, once the
+    transform is fitted, :meth:`write` transforms the kept rows into part files; :meth:`close` always runs."""
+
+    def scan(self, show: bool = False) -> Scan: ...
+
+    def write(self, schema: pa.Schema, staged: Path, show: bool) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+def check_predicates(run: Run, spec: BatchSpec, conditions: list[str | None], source: str) -> None:
+    """Evaluate each ``where`` rule on no rows, so a bad one is reported with its position in ``drop``."""
+    for i, (rule, condition) in enumerate(zip(spec.drop, conditions, strict=True)):
+        if rule.where is None or condition is None:
+            continue
+        try:
+            run(f"SELECT COUNT(*) FROM (SELECT * FROM {source} LIMIT 0) x WHERE {condition}")
+        except Exception as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InvalidInput(
+                f"drop[{i}].where: cannot evaluate {rule.where!r} on the snapshot: {message}; write a SQL "
+                "predicate over the snapshot's columns, for example 'amount < 0'"
+            ) from exc
+
+
+def quote(name: str, engine: str) -> str:
+    """A column name as a quoted SQL identifier for ``engine``'s SQL ('local': DuckDB, or 'spark')."""
+    if engine == "spark":
         return "`" + name.replace("`", "``") + "`"
     return '"' + name.replace('"', '""') + '"'
 
@@ -47,11 +92,11 @@ def _is_float(kind: str) -> bool:
     return kind in ("double", "float", "halffloat", "float64", "float32", "float16")
 
 
-def _invalid(rule: DropRule, spec: BatchSpec, types: Mapping[str, str], dialect: str) -> str:
+def _invalid(rule: DropRule, spec: BatchSpec, types: Mapping[str, str], engine: str) -> str:
     columns = rule.columns or spec.used_columns()
     parts = []
     for column in columns:
-        q = quote(column, dialect)
+        q = quote(column, engine)
         test = f"{q} IS NULL"
         if _is_float(types.get(column, "")):
             test += f" OR isnan({q}) OR {q} = CAST('Infinity' AS DOUBLE) OR {q} = CAST('-Infinity' AS DOUBLE)"
@@ -59,14 +104,14 @@ def _invalid(rule: DropRule, spec: BatchSpec, types: Mapping[str, str], dialect:
     return "(" + " OR ".join(parts) + ")"
 
 
-def drop_conditions(spec: BatchSpec, types: Mapping[str, str], dialect: str) -> list[str | None]:
+def drop_conditions(spec: BatchSpec, types: Mapping[str, str], engine: str) -> list[str | None]:
     """A boolean SQL condition per drop rule (true: drop the row); None for ``duplicate_rows``."""
     out: list[str | None] = []
     for rule in spec.drop:
         if rule.where is not None:
             out.append(f"COALESCE(({rule.where}), FALSE)")
         elif rule.issue == "invalid_values":
-            out.append(f"COALESCE({_invalid(rule, spec, types, dialect)}, FALSE)")
+            out.append(f"COALESCE({_invalid(rule, spec, types, engine)}, FALSE)")
         else:
             out.append(None)
     return out
@@ -106,13 +151,13 @@ def dropped_per_rule(row: Sequence[Any], conditions: Sequence[str | None]) -> tu
     return values[0], [values[i] - values[i + 1] for i in range(len(conditions))]
 
 
-def kept_query(spec: BatchSpec, conditions: Sequence[str | None], source: str, dialect: str) -> str:
+def kept_query(spec: BatchSpec, conditions: Sequence[str | None], source: str, engine: str) -> str:
     """The rows left after every drop rule, with only the columns the spec uses."""
-    columns = ", ".join(quote(c, dialect) for c in spec.used_columns())
+    columns = ", ".join(quote(c, engine) for c in spec.used_columns())
     if not conditions:
         return f"SELECT {columns} FROM {source}"
     query = f"WITH {', '.join(_stages(conditions, source))} SELECT {columns} FROM s{len(conditions)}"
-    if dialect == "duckdb" and any(c is None for c in conditions):
+    if engine == "local" and any(c is None for c in conditions):
         # DISTINCT loses the file order; sort so that the local engine writes the same files on every run
         query += " ORDER BY ALL"
     return query
@@ -137,9 +182,9 @@ def _codes(batch: pa.RecordBatch, spec: BatchSpec) -> np.ndarray:
     return enc.split_codes(batch.column(spec.id), train=split.train, valid=split.valid, seed=split.seed)
 
 
-def _quantiles(column: str, bins: int, dialect: str) -> str:
+def _quantiles(column: str, bins: int, engine: str) -> str:
     probabilities = ", ".join(repr(j / bins) for j in range(1, bins))
-    if dialect == "spark":
+    if engine == "spark":
         return f"percentile({column}, array({probabilities}))"
     return f"quantile_cont({column}, [{probabilities}])"
 
@@ -166,7 +211,7 @@ def ranks_needed(probabilities: Sequence[float], count: int) -> set[int]:
 
 
 def collect_statistics(
-    run: Run, transform: Transform, table: str, dialect: str, label: bool, quantiles: Quantiles | None = None
+    run: Run, transform: Transform, table: str, engine: str, label: bool, quantiles: Quantiles | None = None
 ) -> dict[str, Any]:
     """Run the statistics queries over the prepared table and gather what :meth:`Transform.fit_statistics` needs.
 
@@ -185,7 +230,7 @@ def collect_statistics(
         selects += [f"COUNT({c})", f"AVG({c})", f"STDDEV_POP({c})", f"MIN({c})", f"MAX({c})"]
         bucketize = item.numeric.bucketize
         in_sql = bucketize is not None and bucketize.bins is not None and quantiles is None
-        selects.append(_quantiles(c, bucketize.bins, dialect) if in_sql and bucketize and bucketize.bins else "NULL")
+        selects.append(_quantiles(c, bucketize.bins, engine) if in_sql and bucketize and bucketize.bins else "NULL")
     row = run(f"SELECT {', '.join(selects)} FROM {table}")[0]
     stats: dict[str, Any] = {"rows": int(row[0]), "numeric": {}, "counts": {}, "df": {}}
     if label:
@@ -204,7 +249,7 @@ def collect_statistics(
             "max": _float(high),
             "quantiles": [float(q) for q in edges] if edges is not None else None,
         }
-    explode = "explode" if dialect == "spark" else "unnest"
+    explode = "explode" if engine == "spark" else "unnest"
     for i, item in enumerate(items):
         if item.categorical is not None and item.categorical.encoding != "hash":
             c, k = f"c{i}", item.categorical.top_k or (DEFAULT_TOP_K if item.categorical.encoding == "onehot" else None)
@@ -243,7 +288,7 @@ def duckdb_statistics(
         con.register("prep_source", source)
         con.execute("CREATE TABLE prep AS SELECT * FROM prep_source")
         con.unregister("prep_source")
-        return collect_statistics(lambda sql: con.execute(sql).fetchall(), transform, "prep", "duckdb", bool(label))
+        return collect_statistics(lambda sql: con.execute(sql).fetchall(), transform, "prep", "local", bool(label))
     finally:
         con.close()
 

@@ -27,7 +27,7 @@ from aiforge.batch.transform import Transform
 from aiforge.errors import AiforgeError, ColumnNotFound, InvalidInput, ServiceError, SourceError
 from aiforge.workspace.writer import PartWriter
 
-__all__ = ["run_spark", "write_spark"]
+__all__ = ["SparkRunner"]
 
 _ERRORS: list[tuple[str, type[AiforgeError]]] = [
     ("ServiceError", ServiceError),
@@ -54,9 +54,9 @@ def _failure(exc: BaseException, what: str) -> AiforgeError:
         match = re.search(rf"(?:aiforge\.errors\.)?{name}: (.+)", text)
         if match:
             return kind(match[1].strip())
-    from aiforge.engines.spark import _first_line
+    from aiforge.engines.spark import first_line
 
-    return SourceError(f"Spark failed while {what}: {_first_line(exc)}")
+    return SourceError(f"Spark failed while {what}: {first_line(exc)}")
 
 
 def _prepare_partition(
@@ -96,90 +96,95 @@ def _exact_quantiles(frame: Any, column: str, probabilities: list[float], count:
     return plan.interpolate(dict(values), probabilities, count)
 
 
-def run_spark(
-    spec: BatchSpec,
-    transform: Transform,
-    files: list[Path],
-    types: dict[str, pa.DataType],
-    *,
-    master: str | None,
-    home: Path,
-) -> dict[str, Any]:
-    """Count the drops and fit the statistics with Spark; returns what :func:`write_spark` continues with."""
-    from pyspark.sql.pandas.types import from_arrow_schema
+class SparkRunner:
+    """A BATCH job on Spark (a :class:`~aiforge.batch._plan.Runner`): Spark SQL for the drops and statistics,
+    ``mapInArrow`` for the rows."""
 
-    from aiforge.batch._local import check_predicates
-
-    spark = _session(master, home)
-    view = f"aiforge_batch_{uuid.uuid4().hex[:12]}"
-    try:
-        spark.read.parquet(*[str(f) for f in files]).createOrReplaceTempView(view)
-    except Exception as exc:
-        raise SourceError(f"Spark cannot read the snapshot files: {exc}") from exc
-    type_names = {name: str(kind) for name, kind in types.items()}
-    conditions = plan.drop_conditions(spec, type_names, "spark")
-    check_predicates(lambda sql: spark.sql(sql).collect(), spec, conditions, view)
-    try:
-        row = spark.sql(plan.count_query(conditions, view)).collect()[0]
-        rows_in, dropped = plan.dropped_per_rule(tuple(row), conditions)
-        kept = spark.sql(plan.kept_query(spec, conditions, view, "spark"))
-        empty = pa.RecordBatch.from_pylist([], schema=pa.schema([(n, types[n]) for n in spec.used_columns()]))
-        prep_schema = plan.prepare_train(empty, transform, transform.tokenizer(), spec).schema
-        prepare = functools.partial(_prepare_partition, transform=transform, spec=spec, schema=prep_schema)
-        prepared = kept.mapInArrow(prepare, from_arrow_schema(prep_schema)).persist()
-        prep_view = f"{view}_prep"
-        prepared.createOrReplaceTempView(prep_view)
+    def __init__(
+        self,
+        spec: BatchSpec,
+        transform: Transform,
+        files: list[Path],
+        types: dict[str, pa.DataType],
+        *,
+        master: str,
+        home: Path,
+    ) -> None:
+        self.spec, self.transform, self.types = spec, transform, types
+        self.spark = _session(master, home)
+        self.view = f"aiforge_batch_{uuid.uuid4().hex[:12]}"
+        self.kept: Any = None
         try:
-            stats = plan.collect_statistics(
-                lambda sql: [tuple(r) for r in spark.sql(sql).collect()],
-                transform,
-                prep_view,
-                "spark",
-                spec.label is not None,
-                quantiles=functools.partial(_exact_quantiles, prepared),
+            self.spark.read.parquet(*[str(f) for f in files]).createOrReplaceTempView(self.view)
+        except Exception as exc:
+            raise SourceError(f"Spark cannot read the snapshot files: {exc}") from exc
+
+    def scan(self, show: bool = False) -> plan.Scan:
+        """Count the drops and fit the statistics with Spark SQL."""
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        spec, transform, types, spark, view = self.spec, self.transform, self.types, self.spark, self.view
+        type_names = {name: str(kind) for name, kind in types.items()}
+        conditions = plan.drop_conditions(spec, type_names, "spark")
+        plan.check_predicates(lambda sql: spark.sql(sql).collect(), spec, conditions, view)
+        try:
+            row = spark.sql(plan.count_query(conditions, view)).collect()[0]
+            rows_in, dropped = plan.dropped_per_rule(tuple(row), conditions)
+            self.kept = spark.sql(plan.kept_query(spec, conditions, view, "spark"))
+            empty = pa.RecordBatch.from_pylist([], schema=pa.schema([(n, types[n]) for n in spec.used_columns()]))
+            prep_schema = plan.prepare_train(empty, transform, transform.tokenizer(), spec).schema
+            prepare = functools.partial(_prepare_partition, transform=transform, spec=spec, schema=prep_schema)
+            prepared = self.kept.mapInArrow(prepare, from_arrow_schema(prep_schema)).persist()
+            prep_view = f"{view}_prep"
+            prepared.createOrReplaceTempView(prep_view)
+            try:
+                stats = plan.collect_statistics(
+                    lambda sql: [tuple(r) for r in spark.sql(sql).collect()],
+                    transform,
+                    prep_view,
+                    "spark",
+                    spec.label is not None,
+                    quantiles=functools.partial(_exact_quantiles, prepared),
+                )
+            finally:
+                prepared.unpersist()
+                spark.catalog.dropTempView(prep_view)
+        except AiforgeError:
+            raise
+        except Exception as exc:
+            raise _failure(exc, "fitting the statistics") from exc
+        return plan.Scan(rows_in, dropped, stats)
+
+    def write(self, schema: pa.Schema, staged: Path, show: bool = False) -> dict[str, int]:
+        """Transform the kept rows in Spark and rewrite Spark's files as the snapshot's part files."""
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        spec = self.spec
+        key_types = {spec.id: schema.field("id").type}
+        if spec.label is not None:
+            key_types[spec.label] = schema.field("label").type
+        width = schema.field("features").type.list_size
+        spark_schema = plan.output_schema(key_types, spec, width, fixed=False)
+        apply = functools.partial(_apply_partition, transform=self.transform, spec=spec, schema=spark_schema)
+        out = staged / "spark-out"
+        try:
+            self.kept.mapInArrow(apply, from_arrow_schema(spark_schema)).write.mode("error").parquet(
+                str(out), compression="zstd"
             )
+        except Exception as exc:
+            raise _failure(exc, "transforming the rows") from exc
+        try:
+            return _rewrite_parts(out, schema, staged)
         finally:
-            prepared.unpersist()
-            spark.catalog.dropTempView(prep_view)
-    except AiforgeError:
-        spark.catalog.dropTempView(view)
-        raise
-    except Exception as exc:
-        spark.catalog.dropTempView(view)
-        raise _failure(exc, "fitting the statistics") from exc
-    return {
-        "rows_in": rows_in,
-        "dropped": dropped,
-        "kept": rows_in - sum(dropped),
-        "stats": stats,
-        "frame": kept,
-        "view": view,
-        "spark": spark,
-    }
+            shutil.rmtree(out, ignore_errors=True)
+
+    def close(self) -> None:
+        self.spark.catalog.dropTempView(self.view)
 
 
-def write_spark(
-    job: dict[str, Any], spec: BatchSpec, transform: Transform, schema: pa.Schema, staged: Path
-) -> dict[str, int]:
-    """Transform the kept rows in Spark and rewrite Spark's files as the snapshot's part files."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    spark, kept = job["spark"], job["frame"]
-    key_types = {spec.id: schema.field("id").type}
-    if spec.label is not None:
-        key_types[spec.label] = schema.field("label").type
+def _rewrite_parts(out: Path, schema: pa.Schema, staged: Path) -> dict[str, int]:
+    """Spark's Parquet files as the snapshot's part files (features as a fixed-size list); rows per split."""
     width = schema.field("features").type.list_size
-    spark_schema = plan.output_schema(key_types, spec, width, fixed=False)
-    apply = functools.partial(_apply_partition, transform=transform, spec=spec, schema=spark_schema)
-    out = staged / "spark-out"
-    try:
-        kept.mapInArrow(apply, from_arrow_schema(spark_schema)).write.mode("error").parquet(
-            str(out), compression="zstd"
-        )
-    except Exception as exc:
-        raise _failure(exc, "transforming the rows") from exc
-    finally:
-        spark.catalog.dropTempView(job["view"])
     splits = dict.fromkeys(("train", "valid", "test"), 0)
     writer = PartWriter(staged, schema)
     try:
@@ -200,6 +205,4 @@ def write_spark(
     except BaseException:
         writer.abort()
         raise
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
     return splits

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aiforge._progress import progress as progress_bar
+from aiforge.engines import Engine, LocalEngine, SparkEngine, resolve_engine
 from aiforge.engines.sources import Source, parse_source
 from aiforge.errors import AiforgeError, EmptyResult, InvalidInput, WorkspaceError
 from aiforge.workspace import Snapshot, Workspace, check_name
@@ -27,7 +28,6 @@ from aiforge.workspace.writer import PartWriter, bernoulli_sample, data_manifest
 __all__ = ["dump"]
 
 log = logging.getLogger(__name__)
-ENGINES = ("local", "spark")
 
 
 def dump(
@@ -37,7 +37,7 @@ def dump(
     query: str | None = None,
     sample_fraction: float | None = None,
     seed: int = 0,
-    engine: str = "local",
+    engine: str | Engine = "local",
     master: str | None = None,
     workspace: Workspace | str | os.PathLike[str] | None = None,
     progress: bool = False,
@@ -64,7 +64,7 @@ def dump(
         different rows for the same seed.
     seed : int, default 0
         Seed of the sample (non-negative).
-    engine : {'local', 'spark'}, default 'local'
+    engine : {'local', 'spark'} or Engine, default 'local'
         ``local``: Arrow-native drivers and DuckDB in this process. ``spark``: Spark SQL, Spark writes the
         files.
     master : str, optional
@@ -109,22 +109,17 @@ def dump(
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     check_name(name)
     sample = _check_sample(sample_fraction, seed)
-    if engine not in ENGINES:
-        raise InvalidInput(f"unknown engine {engine!r}; expected one of: {', '.join(ENGINES)}")
-    if master is not None and engine != "spark":
-        raise InvalidInput(
-            f"--master {master!r} only applies to --engine spark; drop it or add --engine spark"
-        )
+    runs_on = resolve_engine(engine, master)
     src = parse_source(source)
     query = query.strip() if isinstance(query, str) and query.strip() else None
-    _check_engine(src, query, engine)
-    log.info("dumping %s into snapshot %s with the %s engine", src.redacted, name, engine)
+    _check_engine(src, query, runs_on)
+    log.info("dumping %s into snapshot %s with the %s engine", src.redacted, name, runs_on.name)
 
     with ws.staging("dump") as staged:
-        if engine == "local":
-            schema = _dump_local(src, query, staged, sample, progress)
+        if isinstance(runs_on, SparkEngine):
+            schema = _dump_spark(src, query, staged, sample, runs_on.master, ws.home)
         else:
-            schema = _dump_spark(src, query, staged, sample, master, ws.home)
+            schema = _dump_local(src, query, staged, sample, progress)
         data = data_manifest(staged, schema) if schema is not None else None
         if data is None or data["rows"] == 0:
             detail = f" after sampling {sample[0]:g} of the rows (seed {sample[1]})" if sample else ""
@@ -137,8 +132,7 @@ def dump(
         manifest: dict[str, Any] = {
             "source": src.redacted,
             "query": query or ("SELECT * FROM source" if src.kind == "files" else None),
-            "engine": engine,
-            "master": (master or "local[*]") if engine == "spark" else None,
+            **runs_on.describe(),
             **data,
             "sample": {"fraction": sample[0], "seed": sample[1]} if sample else None,
             "duration_s": round(time.perf_counter() - started, 3),
@@ -161,10 +155,10 @@ def _check_sample(fraction: float | None, seed: int) -> tuple[float, int] | None
     return float(fraction), int(seed)
 
 
-def _check_engine(src: Source, query: str | None, engine: str) -> None:
-    if engine == "local" and src.kind == "spark":
+def _check_engine(src: Source, query: str | None, engine: Engine) -> None:
+    if isinstance(engine, LocalEngine) and src.kind == "spark":
         raise InvalidInput("SOURCE 'spark' (the Spark/Hive catalog) needs --engine spark")
-    if engine == "spark" and src.is_database:
+    if isinstance(engine, SparkEngine) and src.is_database:
         raise InvalidInput(
             f"the spark engine cannot read {src.redacted}: reading databases from Spark needs JDBC "
             "driver jars that are not available offline; dump it with --engine local instead"

@@ -28,7 +28,7 @@ from typing import Any
 from aiforge.engines.sources import Source
 from aiforge.errors import InvalidInput, QueryError, SourceError, WorkspaceError
 
-__all__ = ["DEFAULT_MASTER", "get_session", "warehouse_dir", "write_parquet"]
+__all__ = ["DEFAULT_MASTER", "first_line", "get_session", "warehouse_dir", "write_parquet"]
 
 DEFAULT_MASTER = "local[*]"
 _LOCK = threading.Lock()
@@ -99,7 +99,7 @@ def get_session(master: str | None = None, *, home: Path | None = None) -> Any:
         try:
             session = (builder.enableHiveSupport() if _hive_available() else builder).getOrCreate()
         except Exception as exc:
-            raise SourceError(f"cannot start Spark with master {master!r}: {_first_line(exc)}") from exc
+            raise SourceError(f"cannot start Spark with master {master!r}: {first_line(exc)}") from exc
         session.sparkContext.setLogLevel("ERROR")
         return session
 
@@ -162,7 +162,7 @@ def write_parquet(
             frame.createOrReplaceTempView("source")
         except Exception as exc:
             raise SourceError(
-                f"cannot read {source.format} file(s) {source.redacted}: {_first_line(exc)}; "
+                f"cannot read {source.format} file(s) {source.redacted}: {first_line(exc)}; "
                 f"check that the files are readable and really are {source.format}"
             ) from exc
     try:
@@ -170,14 +170,14 @@ def write_parquet(
         if sample is not None:
             frame = frame.sample(withReplacement=False, fraction=sample[0], seed=sample[1])
     except AnalysisException as exc:
-        raise QueryError(_first_line(exc), query) from exc
+        raise QueryError(first_line(exc), query) from exc
     except PySparkException as exc:
-        raise QueryError(_first_line(exc), query) from exc
+        raise QueryError(first_line(exc), query) from exc
     out = data_dir.parent / "spark-out"
     try:
         frame.write.mode("error").parquet(str(out), compression="zstd")
     except Exception as exc:
-        message = _first_line(exc)
+        message = first_line(exc)
         if re.search(r"No space left|Permission denied|Read-only file system|Disk quota", message):
             raise WorkspaceError(f"cannot write the snapshot files in {out.parent}: {message}") from exc
         if isinstance(exc, AnalysisException):
@@ -219,7 +219,7 @@ def _hive_available() -> bool:
     return any(jars.glob("hive-exec-*.jar")) or bool(os.environ.get("SPARK_HOME"))
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The useful part of a Spark/Py4J error: the message without the JVM stack trace."""
     text = str(exc)
     text = re.sub(r"^An error occurred while calling \S+\.\s*:\s*", "", text.strip())
