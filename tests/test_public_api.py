@@ -11,7 +11,8 @@ import aiforge
 def test_public_names_are_pinned() -> None:
     assert sorted(aiforge.__all__) == sorted(
         [
-            "AiforgeError", "ColumnNotFound", "EmptyResult", "FeatureSnapshot", "InvalidInput", "ModelNotFound",
+            "AiforgeError", "ColumnNotFound", "Conflict", "EmptyResult", "FeatureSnapshot", "InvalidInput",
+            "ModelNotFound",
             "Overloaded", "MultiSplitVote", "NotFittedError", "NotFound", "PICO", "QueryError", "Report",
             "ServiceError",
             "Snapshot", "SnapshotNotFound", "SourceError", "SplitTrainCheck", "Transform", "UnknownSource",

@@ -17,6 +17,7 @@ from aiforge._version import __version__
 from aiforge.errors import (
     AiforgeError,
     ColumnNotFound,
+    Conflict,
     EmptyResult,
     InvalidInput,
     ModelNotFound,
@@ -66,6 +67,7 @@ __all__ = [
     "PICO",
     "AiforgeError",
     "ColumnNotFound",
+    "Conflict",
     "EmptyResult",
     "FeatureSnapshot",
     "InvalidInput",
