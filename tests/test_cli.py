@@ -40,7 +40,7 @@ COMMANDS = _command_paths(typer.main.get_command(app))
 
 
 def test_every_command_is_listed() -> None:
-    assert len(COMMANDS) == 17
+    assert len(COMMANDS) == 19
     assert ["serve", "model"] in COMMANDS and ["capacity"] in COMMANDS
 
 

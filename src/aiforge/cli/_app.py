@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ from aiforge.errors import AiforgeError
 from aiforge.workspace import Workspace
 
 __all__ = [
-    "CommandGroup", "EngineName", "MasterOption", "app", "human_bytes", "print_json", "serve_app", "workspace_of",
+    "CommandGroup", "app", "human_bytes", "print_json", "serve_app", "workspace_of",
 ]
 
 
@@ -47,16 +46,6 @@ serve_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(serve_app, name="serve")
-
-
-class EngineName(StrEnum):
-    local = "local"
-    spark = "spark"
-
-
-MasterOption = Annotated[
-    str | None, typer.Option("--master", help="Spark master URL for --engine spark (default local[*]).")
-]
 
 
 def _version(value: bool) -> None:

@@ -2,98 +2,46 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from aiforge.cli._app import CommandGroup, EngineName, MasterOption, app, human_bytes, print_json, workspace_of
+from aiforge import stages
+from aiforge.cli._app import CommandGroup, app, human_bytes, print_json, workspace_of
+from aiforge.cli._generate import stage_command
 
 snapshots_app = typer.Typer(cls=CommandGroup, help="List, show and remove snapshots.", no_args_is_help=True)
 reports_app = typer.Typer(cls=CommandGroup, help="List the reports in the workspace.", no_args_is_help=True)
 nlp_app = typer.Typer(cls=CommandGroup, help="The tokenizing NLP API and its throttling proxy.", no_args_is_help=True)
 app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(reports_app, name="reports")
+stages_app = typer.Typer(
+    cls=CommandGroup, help="The stages and their specs (what pipelines and the API accept).", no_args_is_help=True
+)
 app.add_typer(nlp_app, name="nlp")
+app.add_typer(stages_app, name="stages")
 
 # -- dump -----------------------------------------------------------------------------------------------------------
 
 
-@app.command()
-def dump(
-    ctx: typer.Context,
-    source: Annotated[
-        str,
-        typer.Argument(
-            help="postgresql://, mysql://, sqlite:///, duckdb:/// URL; a Parquet/CSV path or glob; or 'spark' "
-            "(the Spark/Hive catalog, with --engine spark).",
-        ),
-    ],
-    name: Annotated[str, typer.Option("--name", "-n", help="Snapshot name; each dump adds version NAME@vN.")],
-    query: Annotated[
-        str | None,
-        typer.Option("--query", "-q", help="SQL to run. For files the data is the table 'source' (default: all rows)."),
-    ] = None,
-    sample_fraction: Annotated[
-        float | None, typer.Option("--sample-fraction", min=0.0, max=1.0, help="Keep this fraction of rows (0-1].")
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for --sample-fraction.")] = 0,
-    engine: Annotated[EngineName, typer.Option("--engine", help="Where the query runs.")] = EngineName.local,
-    master: MasterOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the snapshot summary as JSON.")] = False,
-) -> None:
-    """Dump a query result into a new immutable snapshot version NAME@vN.
-
-    Example: aiforge dump sqlite:///shop.db -q "SELECT * FROM orders" -n orders
-    """
-    from aiforge.dump._dump import dump as run_dump
-
-    snapshot = run_dump(
-        source,
-        query=query,
-        name=name,
-        sample_fraction=sample_fraction,
-        seed=seed,
-        engine=engine.value,
-        master=master,
-        workspace=workspace_of(ctx),
-        progress=not as_json,
-    )
+def _show_dump(snapshot: Any, spec: Any, as_json: bool) -> None:
     if as_json:
         print_json(snapshot.summary())
-    else:
-        typer.echo(
-            f"{snapshot.ref}: {snapshot.rows:,} rows x {len(snapshot.columns)} columns, "
-            f"{human_bytes(snapshot.manifest['bytes'])} -> {snapshot.path}"
-        )
+        return
+    typer.echo(
+        f"{snapshot.ref}: {snapshot.rows:,} rows x {len(snapshot.columns)} columns, "
+        f"{human_bytes(snapshot.manifest['bytes'])} -> {snapshot.path}"
+    )
+
+
+stage_command(stages.get("dump"), _show_dump, json_help="Print the snapshot summary as JSON.")
 
 
 # -- batch ----------------------------------------------------------------------------------------------------------
 
 
-@app.command()
-def batch(
-    ctx: typer.Context,
-    spec: Annotated[Path, typer.Argument(help="The feature spec (YAML): input, drop rules, features, split, output.")],
-    engine: Annotated[EngineName, typer.Option("--engine", help="Where the job runs.")] = EngineName.local,
-    master: MasterOption = None,
-    sample: Annotated[
-        int | None, typer.Option("--sample", min=1, help="Use only the first N rows of the input snapshot.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the feature snapshot summary as JSON.")] = False,
-) -> None:
-    """Build a feature snapshot from a spec: drop bad rows, fit on the train split, transform every row.
-
-    The fitted statistics are saved as transform.json beside the features, for serving.
-
-    Example: aiforge batch features.yaml --engine spark
-    """
-    from aiforge.batch._batch import batch as run_batch
-
-    features = run_batch(
-        spec, engine=engine.value, master=master, sample=sample, workspace=workspace_of(ctx), progress=not as_json
-    )
+def _show_batch(features: Any, spec: Any, as_json: bool) -> None:
     if as_json:
         print_json({**features.summary(), "splits": features.manifest.get("splits"), "dropped": features.dropped})
         return
@@ -105,51 +53,13 @@ def batch(
         typer.echo(f"  dropped {rule.get('rows', 0):,} rows: {rule.get('rule')}")
 
 
+stage_command(stages.get("batch"), _show_batch, json_help="Print the feature snapshot summary as JSON.")
+
+
 # -- clean ----------------------------------------------------------------------------------------------------------
 
 
-class CleanMethod(StrEnum):
-    PICO = "pico"
-    VOTE = "vote"
-    SPLIT = "split"
-
-
-@app.command()
-def clean(
-    ctx: typer.Context,
-    snapshot: Annotated[str, typer.Argument(help="The snapshot to clean: NAME or NAME@vN.")],
-    label: Annotated[str, typer.Option("--label", "-l", help="The label column to correct.")],
-    features: Annotated[
-        str | None,
-        typer.Option("--features", "-f", help="Comma-separated feature columns [default: numeric, not ids]."),
-    ] = None,
-    method: Annotated[
-        CleanMethod, typer.Option("--method", help="pico, or the simpler vote/split.")
-    ] = CleanMethod.PICO,
-    checker: Annotated[
-        str | None, typer.Option("--checker", help="knn (default), logreg, forest, hgb, nb, ensemble or text.")
-    ] = None,
-    out: Annotated[str | None, typer.Option("--out", "-o", help="Output snapshot name [default: NAME_clean].")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the splits.")] = 0,
-    n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", min=1, help="Processes training checkers.")] = 2,
-    engine: Annotated[
-        EngineName, typer.Option("--engine", help="Where PICO trains its checkers: processes here, or Spark tasks.")
-    ] = EngineName.local,
-    master: MasterOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report summary as JSON.")] = False,
-) -> None:
-    """Find and correct noisy labels; write a new snapshot (given labels kept in label_given) and a report.
-
-    Example: aiforge clean digits --label label --method pico
-    """
-    from aiforge.clean import clean as run_clean
-
-    columns = [c.strip() for c in features.split(",") if c.strip()] if features else None
-    result = run_clean(
-        snapshot, label=label, features=columns, method=method.value, checker=checker, out=out,
-        workspace=workspace_of(ctx), seed=seed, n_jobs=n_jobs, engine=engine.value, master=master,
-        progress=not as_json,
-    )
+def _show_clean(result: Any, spec: Any, as_json: bool) -> None:
     report = result.report
     if as_json:
         keys = ("subject", "output", "method", "checker", "rows", "changed", "changed_fraction", "top_confusions")
@@ -164,58 +74,16 @@ def clean(
     typer.echo(f"Report: {result.html_path}")
 
 
+stage_command(stages.get("clean"), _show_clean, json_help="Print the report summary as JSON.")
+
+
 # -- ocr-eval -------------------------------------------------------------------------------------------------------
 
 
-class OcrMetric(StrEnum):
-    POPEVAL = "popeval"
-    CASCADE = "cascade"
-    ALL = "all"
-
-
-@app.command("ocr-eval")
-def ocr_eval(
-    gt_dir: Annotated[Path, typer.Argument(help="Folder of ground-truth files, one per image.")],
-    pred_dir: Annotated[Path, typer.Argument(help="Folder of prediction files, paired with the GT by file name.")],
-    metric: Annotated[OcrMetric, typer.Option("--metric", help="PopEval, the IoU cascade, or both.")] = (
-        OcrMetric.POPEVAL
-    ),
-    mode: Annotated[
-        str, typer.Option("--mode", help="reference (the authors' popEval.py, exactly) or paper (ties 1/n, area>0).")
-    ] = "reference",
-    fmt: Annotated[str, typer.Option("--format", help="auto, reference, ic13, ic15 or polygon.")] = "auto",
-    ignore_case: Annotated[bool, typer.Option("--ignore-case", help="Compare characters case-insensitively.")] = False,
-    normalize: Annotated[
-        str | None, typer.Option("--normalize", help="Unicode normalisation before comparing: NFC or NFKC.")
-    ] = None,
-    strip_special: Annotated[
-        bool, typer.Option("--strip-special", help="Drop ICDAR's special characters before comparing.")
-    ] = False,
-    ordered: Annotated[bool, typer.Option("--ordered", help="Order-aware popping ('CBA' no longer matches 'ABC').")] = (
-        False
-    ),
-    per_image: Annotated[bool, typer.Option("--per-image", help="Also print the counts of every image.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
-) -> None:
-    """Score OCR predictions end to end: PopEval (character level) and/or the IoU >= 0.5 cascade (WEM, 1-NED).
-
-    Example: aiforge ocr-eval gt/ pred/ --metric all --per-image
-    """
-    import warnings
-
-    from aiforge.evaluate.ocr import evaluate_dirs
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = evaluate_dirs(
-            gt_dir, pred_dir, metric=metric.value, fmt=fmt, mode=mode, ordered=ordered,  # type: ignore[arg-type]
-            case_sensitive=not ignore_case, normalization=normalize, strip_special=strip_special,  # type: ignore[arg-type]
-        )
-    for warning in caught:  # a GT file without predictions is scored as all missed, and said loudly
-        typer.echo(f"Warning: {warning.message}", err=True)
+def _show_ocr_eval(result: Any, spec: Any, as_json: bool) -> None:
     payload: dict[str, Any] = result.to_dict()
     if as_json:
-        if not per_image:
+        if not spec.per_image:
             for part in ("popeval", "cascade"):
                 if payload.get(part):
                     payload[part].pop("images", None)
@@ -233,10 +101,13 @@ def ocr_eval(
         c = payload["cascade"]
         for key, label in (("detection", "IoU>=0.5"), ("wem", "WEM"), ("ned", "1-NED")):
             typer.echo(f"{label:<8} P {c[key]['precision']!r}  R {c[key]['recall']!r}  H {c[key]['hmean']!r}")
-    if per_image:
+    if spec.per_image:
         for part in ("popeval", "cascade"):
             for name, counts in ((payload.get(part) or {}).get("images") or {}).items():
                 typer.echo(f"  {part:<8}{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+stage_command(stages.get("evaluate"), _show_ocr_eval, json_help="Print everything as JSON.")
 
 
 # -- snapshots ------------------------------------------------------------------------------------------------------
@@ -312,39 +183,15 @@ def snapshots_rm(
 # -- analyze --------------------------------------------------------------------------------------------------------
 
 
-@app.command()
-def analyze(
-    ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="A snapshot (NAME or NAME@vN), or a Parquet/CSV path or glob.")],
-    label: Annotated[
-        str | None, typer.Option("--label", "-l", help="The label column (for balance, bias, leaks).")
-    ] = None,
-    sample_rows: Annotated[
-        int, typer.Option("--sample-rows", min=1, help="Rows in the random sample for sampled statistics.")
-    ] = 100_000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
-    exact: Annotated[bool, typer.Option("--exact", help="Scan every row; no sampling.")] = False,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the HTML report here.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the statistics as JSON here.")] = None,
-) -> None:
-    """Profile data: statistics, label balance and bias, and the issues found, as an HTML report and JSON.
+def _show_analyze(saved: Any, spec: Any, as_json: bool) -> None:
+    typer.echo(saved.report.summary_text())
+    if saved.html_path:
+        typer.echo(f"Report: {saved.html_path}")
+    if saved.json_path:
+        typer.echo(f"Stats:  {saved.json_path}")
 
-    Without --out/--json the report goes into the workspace and is listed by `aiforge reports list`.
 
-    Example: aiforge analyze orders@v2 --label returned --out orders.html
-    """
-    from aiforge.analyze._analyze import analyze as run_analyze
-
-    workspace = workspace_of(ctx)
-    report = run_analyze(
-        target, label=label, sample_rows=sample_rows, seed=seed, exact=exact, workspace=workspace, progress=True
-    )
-    html_path, json_path = report.save(html=out, json=json_out, workspace=workspace)
-    typer.echo(report.summary_text())
-    if html_path:
-        typer.echo(f"Report: {html_path}")
-    if json_path:
-        typer.echo(f"Stats:  {json_path}")
+stage_command(stages.get("analyze"), _show_analyze)
 
 
 # -- reports --------------------------------------------------------------------------------------------------------
@@ -411,3 +258,30 @@ def nlp_proxy(
     from aiforge.nlp import run_proxy
 
     raise typer.Exit(run_proxy(upstream, rate, burst, port, workdir or workspace_of(ctx).home / "nginx"))
+
+
+# -- stages ---------------------------------------------------------------------------------------------------------
+
+
+@stages_app.command("list")
+def stages_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False) -> None:
+    """List the stages, in the order of the flow, with their command and what they do.
+
+    Example: aiforge stages list
+    """
+    found = [stages.get(name) for name in stages.names()]
+    rows = [{"name": s.name, "command": s.command or s.name, "summary": s.summary} for s in found]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['name']:<10}aiforge {row['command']:<10}{row['summary']}")
+
+
+@stages_app.command("schema")
+def stages_schema(name: Annotated[str, typer.Argument(help="A stage name from `aiforge stages list`.")]) -> None:
+    """Print a stage's spec as JSON Schema: its fields, types, defaults, limits and help.
+
+    Example: aiforge stages schema dump
+    """
+    print_json(stages.get(name).json_schema())

@@ -1,0 +1,52 @@
+"""DUMP as a stage: its spec, and the run that turns one into a snapshot."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from aiforge.stages import Cli, Stage, StageSpec
+
+__all__ = ["STAGE", "DumpSpec"]
+
+
+class DumpSpec(StageSpec):
+    """What to dump and where it goes (see :func:`aiforge.dump.dump` for every field's meaning)."""
+
+    source: Annotated[
+        str,
+        Field(
+            description="postgresql://, mysql://, sqlite:///, duckdb:/// URL; a Parquet/CSV path or glob; or 'spark' "
+            "(the Spark/Hive catalog, with --engine spark)."
+        ),
+        Cli(argument=True),
+    ]
+    name: Annotated[str, Field(description="Snapshot name; each dump adds version NAME@vN."), Cli(("--name", "-n"))]
+    query: Annotated[
+        str | None,
+        Field(description="SQL to run. For files the data is the table 'source' (default: all rows)."),
+        Cli(("--query", "-q")),
+    ] = None
+    sample_fraction: Annotated[
+        float | None, Field(description="Keep this fraction of rows (0-1]."), Cli(min=0.0, max=1.0)
+    ] = None
+    seed: Annotated[int, Field(description="Seed for --sample-fraction.")] = 0
+    engine: Annotated[Literal["local", "spark"], Field(description="Where the query runs.")] = "local"
+    master: Annotated[str | None, Field(description="Spark master URL for --engine spark (default local[*]).")] = None
+
+
+def _run(spec: DumpSpec, *, workspace: Any = None, progress: bool = False) -> Any:
+    from aiforge.dump._dump import dump
+
+    return dump(**spec.model_dump(), workspace=workspace, progress=progress)
+
+
+STAGE = Stage(
+    name="dump",
+    spec=DumpSpec,
+    run=_run,
+    summary="Dump a query result into a new immutable snapshot version NAME@vN.",
+    example='aiforge dump sqlite:///shop.db -q "SELECT * FROM orders" -n orders',
+    command="dump",
+)
