@@ -14,7 +14,7 @@ from aiforge.errors import InvalidInput
 @pytest.mark.parametrize("name", sorted(set(CHECKERS) - {"text"}))
 def test_every_named_checker_fits_and_predicts_probabilities(name, blobs):
     X, y = blobs
-    model = make_checker(name, seed=0).fit(X, y)
+    model = make_checker(name, random_state=0).fit(X, y)
     proba = model.predict_proba(X[:5])
     assert proba.shape == (5, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -26,7 +26,7 @@ def test_default_is_knn():
 
 def test_an_estimator_is_cloned_and_seeded():
     tree = DecisionTreeClassifier(max_depth=3, random_state=99)
-    made = make_checker(tree, seed=5)
+    made = make_checker(tree, random_state=5)
     assert made is not tree and made.random_state == 5 and made.max_depth == 3
     assert tree.random_state == 99
 
@@ -37,8 +37,19 @@ def test_unknown_name_lists_the_names():
 
 
 def test_not_a_classifier():
-    with pytest.raises(InvalidInput, match=r"^checker must be a name \(knn, .*got int$"):
+    with pytest.raises(
+        InvalidInput, match=r"^checker must be a string, an object with fit and predict_proba methods or None; got 3$"
+    ):
         make_checker(3)
+
+
+def test_seed_is_the_old_name_of_random_state():
+    tree = DecisionTreeClassifier(max_depth=3)
+    with pytest.warns(FutureWarning, match=r"^make_checker: seed= is deprecated .*; use random_state=5 instead$"):
+        assert make_checker(tree, seed=5).random_state == 5
+    assert make_checker("forest", random_state=None).random_state is None
+    with pytest.raises(InvalidInput, match=r"^random_state must be an integer >= 0 or None; got 'x'$"):
+        make_checker("forest", random_state="x")
 
 
 def test_text_checker_cleans_intents():
@@ -57,7 +68,7 @@ def test_text_checker_cleans_intents():
     y = np.array([intent for intent in texts for _ in texts[intent]] * 4)
     noisy = y.copy()
     noisy[[0, 21, 42]] = ["music", "alarm", "weather"]
-    vote = PICO(checker="text", n_iter=2, seed=0).fit(X, noisy)
+    vote = PICO(checker="text", n_iter=2, random_state=0).fit(X, noisy)
     assert (vote.corrected_labels_ == y).mean() >= 0.95
 
 
@@ -65,5 +76,5 @@ def test_any_sklearn_classifier_works_in_pico(blobs):
     X, y = blobs
     noisy = y.copy()
     noisy[::10] = (noisy[::10] + 1) % 3
-    pico = PICO(checker=LogisticRegression(), n_iter=2, seed=0).fit(X, noisy)
+    pico = PICO(checker=LogisticRegression(), n_iter=2, random_state=0).fit(X, noisy)
     assert (pico.corrected_labels_ == y).mean() >= 0.98

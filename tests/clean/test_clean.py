@@ -54,6 +54,8 @@ def test_clean_writes_a_snapshot_with_corrected_labels_and_a_report(workspace, b
     assert result.changed == int((corrected != noisy).sum()) == result.report["changed"]
     assert snap.manifest["source"] == f"snapshot:{source.ref}"
     assert snap.manifest["clean"]["method"] == "pico"
+    manifest = snap.manifest
+    assert (manifest["engine"], manifest["master"], manifest["clean"]["engine"]) == ("local", None, "local")
     assert snap.manifest["clean"]["features"] == ["x0", "x1"]  # 'id' has a different value in every row
     assert [s.ref for s in workspace.list_snapshots()] == ["pets@v1", "pets_clean@v1"]
     reports = workspace.list_reports()
@@ -97,12 +99,17 @@ def test_clean_errors(workspace, blobs):
         clean(table, label="kind", checker="svm", workspace=workspace)
     with pytest.raises(SnapshotNotFound):
         clean("nope", label="kind", workspace=workspace)
-    with pytest.raises(InvalidInput, match=r"^unknown engine 'ray'; use 'local' or 'spark'$"):
+    with pytest.raises(InvalidInput, match=r"^unknown engine 'ray'; expected one of: local, spark$"):
         clean(table, label="kind", engine="ray", workspace=workspace)
     with pytest.raises(InvalidInput, match=r"^engine='spark' trains PICO's checkers on Spark; method 'vote' runs"):
         clean(table, label="kind", method="vote", engine="spark", workspace=workspace)
-    with pytest.raises(InvalidInput, match=r"^master 'spark://h:7077' only applies to engine='spark'"):
+    with pytest.raises(
+        InvalidInput,
+        match=r"^--master 'spark://h:7077' only applies to --engine spark; drop it or add --engine spark$",
+    ):
         clean(table, label="kind", master="spark://h:7077", workspace=workspace)
+    with pytest.raises(InvalidInput, match=r"^seed must be an integer >= 0; got -1$"):
+        clean(table, label="kind", seed=-1, workspace=workspace)
     with pytest.raises(InvalidInput, match=r"^feature column\(s\) 'kind2' are not numeric"):
         clean(
             table.append_column("kind2", table.column("kind")),
@@ -119,5 +126,8 @@ def test_clean_on_spark_equals_clean_on_local_processes(workspace, blobs, spark)
     local = clean(table, label="kind", out="local", workspace=workspace, seed=3)
     on_spark = clean(table, label="kind", out="spark", engine="spark", workspace=workspace, seed=3)
     assert on_spark.snapshot.manifest["clean"]["engine"] == "spark"
+    # the manifest records the engine that really ran, as every stage does (Engine.describe)
+    assert (on_spark.snapshot.manifest["engine"], on_spark.snapshot.manifest["master"]) == ("spark", "local[*]")
+    assert (local.snapshot.manifest["engine"], local.snapshot.manifest["master"]) == ("local", None)
     corrected = on_spark.snapshot.to_arrow().column("kind").to_pylist()
     assert corrected == local.snapshot.to_arrow().column("kind").to_pylist()

@@ -14,6 +14,7 @@ from aiforge.clean.pico import (
     hmm_prior,
     initial_transition,
 )
+from aiforge.engines import LocalEngine, SparkEngine
 from aiforge.errors import InvalidInput, NotFittedError
 from conftest import flip
 
@@ -71,7 +72,7 @@ def test_initial_transition_is_diagonal_heavy_and_stochastic():
 def test_recovers_most_flips_on_digits_with_20_percent_noise(digits):
     X, y = digits
     noisy = flip(y, 0.2, seed=0)
-    pico = PICO(seed=0, n_jobs=2).fit(X, noisy)
+    pico = PICO(random_state=0, n_jobs=2).fit(X, noisy)
     assert (noisy == y).mean() < 0.82
     assert (pico.corrected_labels_ == y).mean() >= 0.95
     issues = pico.issues_
@@ -90,7 +91,7 @@ def test_same_seed_same_result_and_n_jobs_do_not_matter(blobs):
     X, y = blobs
     noisy = y.copy()
     noisy[::10] = (noisy[::10] + 1) % 3
-    kwargs = {"n_iter": 2, "n_repeats": 2, "seed": 3}
+    kwargs = {"n_iter": 2, "n_repeats": 2, "random_state": 3}
     one = PICO(n_jobs=1, **kwargs).fit(X, noisy)
     two = PICO(n_jobs=2, **kwargs).fit(X, noisy)
     again = PICO(n_jobs=1, **kwargs).fit(X, noisy)
@@ -105,8 +106,8 @@ def test_top_k_posteriors_are_sparse_and_agree_with_dense(blobs):
     X, y = blobs
     noisy = y.copy()
     noisy[::10] = (noisy[::10] + 1) % 3
-    dense = PICO(n_iter=2, seed=0).fit(X, noisy)
-    sparse = PICO(n_iter=2, seed=0, top_k=2).fit(X, noisy)
+    dense = PICO(n_iter=2, random_state=0).fit(X, noisy)
+    sparse = PICO(n_iter=2, random_state=0, top_k=2).fit(X, noisy)
     assert isinstance(sparse.label_posterior_, csr_matrix)
     assert sparse.label_posterior_.nnz <= 2 * len(y)
     agree = (dense.corrected_labels_ == sparse.corrected_labels_).mean()
@@ -116,7 +117,7 @@ def test_top_k_posteriors_are_sparse_and_agree_with_dense(blobs):
 def test_string_labels_come_back_as_strings(blobs):
     X, y = blobs
     names = np.array(["cat", "dog", "eel"])[y]
-    pico = PICO(n_iter=1, seed=0).fit(X, names)
+    pico = PICO(n_iter=1, random_state=0).fit(X, names)
     assert pico.corrected_labels_.dtype.kind == "U"
     assert list(pico.classes_) == ["cat", "dog", "eel"]
 
@@ -130,14 +131,26 @@ def test_not_fitted():
 
 def test_bad_parameters(blobs):
     X, y = blobs
-    with pytest.raises(InvalidInput, match=r"threshold must be a number with 0 < value <= 1; got 1.5"):
+    with pytest.raises(InvalidInput, match=r"^threshold must be a number with 0 < threshold <= 1; got 1.5$"):
         PICO(threshold=1.5).fit(X, y)
-    with pytest.raises(InvalidInput, match=r"n_folds must be an integer >= 2; got 1"):
+    with pytest.raises(InvalidInput, match=r"^n_folds must be an integer >= 2; got 1$"):
         PICO(n_folds=1).fit(X, y)
-    with pytest.raises(InvalidInput, match=r"temperature must be a positive number; got 0"):
+    with pytest.raises(InvalidInput, match=r"^temperature must be a positive number; got 0$"):
         PICO(temperature=0).fit(X, y)
-    with pytest.raises(InvalidInput, match=r"deconvolve_steps must be an integer >= 0; got -1"):
+    with pytest.raises(InvalidInput, match=r"^deconvolve_steps must be an integer >= 0 or None; got -1$"):
         PICO(deconvolve_steps=-1).fit(X, y)
+    with pytest.raises(InvalidInput, match=r"^n_iter must be a positive integer; got True$"):
+        PICO(n_iter=True).fit(X, y)
+    with pytest.raises(InvalidInput, match=r"^random_state must be an integer >= 0 or None; got -1$"):
+        PICO(random_state=-1).fit(X, y)
+    with pytest.raises(InvalidInput, match=r"^n_jobs must be a positive integer, an integer <= -1 or None; got 0$"):
+        PICO(n_jobs=0).fit(X, y)
+    with pytest.raises(InvalidInput, match=r"^flat_start must be True or False; got 'yes'$"):
+        PICO(flat_start="yes").fit(X, y)
+    with pytest.raises(
+        InvalidInput, match=r"^checker must be a string, an object with fit and predict_proba methods or None; got 3$"
+    ):
+        PICO(checker=3).fit(X, y)
 
 
 def test_deconvolution_undoes_a_known_noise_channel():
@@ -176,18 +189,60 @@ def test_carry_must_be_a_fraction(blobs):
 
 
 @pytest.mark.spark
-def test_spark_backend_gives_the_same_result_as_local_processes(spark, blobs):
+def test_spark_engine_gives_the_same_result_as_local_processes(spark, blobs):
     X, y = blobs
     noisy = y.copy()
     noisy[::10] = (noisy[::10] + 1) % 3
-    local = PICO(n_iter=2, seed=1, n_jobs=2).fit(X, noisy)
-    spark = PICO(n_iter=2, seed=1, backend="spark").fit(X, noisy)
-    np.testing.assert_array_equal(local.corrected_labels_, spark.corrected_labels_)
-    np.testing.assert_array_equal(local.label_posterior_, spark.label_posterior_)
-    np.testing.assert_array_equal(local.transition_, spark.transition_)
+    local = PICO(n_iter=2, random_state=1, n_jobs=2).fit(X, noisy)
+    on_spark = PICO(n_iter=2, random_state=1, engine="spark").fit(X, noisy)
+    assert local.engine_ == LocalEngine() and on_spark.engine_ == SparkEngine("local[*]")
+    np.testing.assert_array_equal(local.corrected_labels_, on_spark.corrected_labels_)
+    np.testing.assert_array_equal(local.label_posterior_, on_spark.label_posterior_)
+    np.testing.assert_array_equal(local.transition_, on_spark.transition_)
+    with pytest.warns(FutureWarning, match=r"^PICO: backend= is deprecated .*; use engine='spark' instead$"):
+        old = PICO(n_iter=2, random_state=1, backend="spark").fit(X, noisy)
+    assert old.engine_ == SparkEngine("local[*]")
+    np.testing.assert_array_equal(old.label_posterior_, on_spark.label_posterior_)
 
 
-def test_unknown_backend(blobs):
+def test_engine_errors_come_from_resolve_engine(blobs):
     X, y = blobs
-    with pytest.raises(InvalidInput, match=r"^unknown backend 'ray'; use 'loky' \(processes here\) or 'spark'$"):
+    with pytest.raises(InvalidInput, match=r"^unknown engine 'ray'; expected one of: local, spark$"):
+        PICO(engine="ray").fit(X, y)
+    with pytest.raises(InvalidInput, match=r"^--master 'spark://h:7077' only applies to --engine spark; drop it or "):
+        PICO(master="spark://h:7077").fit(X, y)
+    with pytest.raises(InvalidInput, match=r"^engine must be a string or an Engine; got 3$"):
+        PICO(engine=3).fit(X, y)
+    with pytest.raises(InvalidInput, match=r"^backend must be 'loky' or 'spark'; got 'ray'$"):
         PICO(backend="ray").fit(X, y)
+    with pytest.raises(InvalidInput, match=r"^PICO got both engine='spark' and backend='loky'; backend is the old "):
+        PICO(engine="spark", backend="loky").fit(X, y)
+
+
+def test_old_names_still_work_for_one_release_with_a_future_warning(blobs):
+    X, y = blobs
+    noisy = y.copy()
+    noisy[::10] = (noisy[::10] + 1) % 3
+    new = PICO(n_iter=1, random_state=5).fit(X, noisy)
+    with pytest.warns(FutureWarning, match=r"^PICO: seed= is deprecated and will stop working in the next aiforge "
+                      r"release; use random_state=5 instead$"):
+        old = PICO(n_iter=1, seed=5).fit(X, noisy)
+    np.testing.assert_array_equal(old.label_posterior_, new.label_posterior_)
+    with pytest.warns(FutureWarning, match=r"use engine='local' instead$"):
+        loky = PICO(n_iter=1, random_state=5, backend="loky").fit(X, noisy)
+    assert loky.engine_ == LocalEngine()
+    np.testing.assert_array_equal(loky.label_posterior_, new.label_posterior_)
+    with pytest.raises(InvalidInput, match=r"^PICO got both random_state=2 and seed=5; seed is the old name of "):
+        PICO(random_state=2, seed=5).fit(X, noisy)
+
+
+def test_random_state_none_draws_a_fresh_seed_per_fit(blobs):
+    from aiforge.clean._engine import seed_of
+
+    draws = {seed_of(None) for _ in range(3)}
+    assert len(draws) == 3 and all(0 <= d < 2**32 for d in draws)
+    assert seed_of(7) == 7
+    X, y = blobs
+    noisy = y.copy()
+    noisy[::10] = (noisy[::10] + 1) % 3
+    assert (PICO(n_iter=2, random_state=None).fit(X, noisy).corrected_labels_ == y).mean() >= 0.98

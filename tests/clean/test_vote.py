@@ -18,7 +18,7 @@ def _noisy(y: np.ndarray) -> np.ndarray:
 def test_split_train_check_judges_only_held_out_rows(blobs):
     X, y = blobs
     noisy = _noisy(y)
-    stc = SplitTrainCheck(seed=0).fit(X, noisy)
+    stc = SplitTrainCheck(random_state=0).fit(X, noisy)
     assert stc.checked_.sum() == 150  # half of each class of 100
     changed = stc.corrected_labels_ != noisy
     assert not changed[~stc.checked_].any()
@@ -34,7 +34,7 @@ def test_split_train_check_judges_only_held_out_rows(blobs):
 def test_multi_split_vote_fixes_the_flips(blobs):
     X, y = blobs
     noisy = _noisy(y)
-    vote = MultiSplitVote(n_repeats=3, seed=0).fit(X, noisy)
+    vote = MultiSplitVote(n_repeats=3, random_state=0).fit(X, noisy)
     assert (vote.corrected_labels_ == y).mean() >= 0.98
     # vote shares: multiples of 1/3 summing to 1
     np.testing.assert_allclose(vote.label_posterior_.sum(axis=1), 1.0, rtol=1e-6)
@@ -47,10 +47,30 @@ def test_multi_split_vote_fixes_the_flips(blobs):
 def test_vote_is_reproducible_across_n_jobs(blobs):
     X, y = blobs
     noisy = _noisy(y)
-    one = MultiSplitVote(n_repeats=2, seed=1, n_jobs=1).fit(X, noisy)
-    two = MultiSplitVote(n_repeats=2, seed=1, n_jobs=2).fit(X, noisy)
+    one = MultiSplitVote(n_repeats=2, random_state=1, n_jobs=1).fit(X, noisy)
+    two = MultiSplitVote(n_repeats=2, random_state=1, n_jobs=2).fit(X, noisy)
     np.testing.assert_array_equal(one.label_posterior_, two.label_posterior_)
     np.testing.assert_array_equal(one.corrected_labels_, two.corrected_labels_)
+
+
+@pytest.mark.parametrize("cls", [SplitTrainCheck, MultiSplitVote])
+def test_seed_still_works_for_one_release(cls, blobs):
+    X, y = blobs
+    noisy = _noisy(y)
+    new = cls(random_state=4).fit(X, noisy)
+    with pytest.warns(FutureWarning, match=rf"^{cls.__name__}: seed= is deprecated .*; use random_state=4 instead$"):
+        old = cls(seed=4).fit(X, noisy)
+    np.testing.assert_array_equal(old.label_posterior_, new.label_posterior_)
+
+
+def test_declared_constraints_name_the_parameter(blobs):
+    X, y = blobs
+    with pytest.raises(InvalidInput, match=r"^held_out must be a number with 0 < held_out < 1; got 1$"):
+        SplitTrainCheck(held_out=1).fit(X, y)
+    with pytest.raises(InvalidInput, match=r"^min_votes must be a number with 0 < min_votes < 1; got nan$"):
+        MultiSplitVote(min_votes=float("nan")).fit(X, y)
+    with pytest.raises(InvalidInput, match=r"^n_repeats must be a positive integer; got 2.0$"):
+        MultiSplitVote(n_repeats=2.0).fit(X, y)
 
 
 @pytest.mark.parametrize("cls", [SplitTrainCheck, MultiSplitVote])

@@ -7,16 +7,20 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from aiforge._validation import ParamValidationMixin, renamed_param
+from aiforge.clean._engine import seed_of
 from aiforge.errors import NotFittedError
 
 __all__ = ["LabelCleaner"]
 
 
-class LabelCleaner(BaseEstimator):
+class LabelCleaner(ParamValidationMixin, BaseEstimator):
     """Shared by :class:`SplitTrainCheck`, :class:`MultiSplitVote` and :class:`PICO`.
 
+    Each subclass declares its parameters' constraints in ``_parameter_constraints``; ``fit`` checks them first.
     After ``fit`` every subclass has ``classes_`` (K,), ``corrected_labels_`` (N,), ``label_posterior_`` (N, K),
-    ``transition_`` (K, K), ``history_`` (list of (N,) label arrays, the given labels first) and ``issues_``.
+    ``transition_`` (K, K), ``history_`` (list of (N,) label arrays, the given labels first), ``issues_`` and
+    ``engine_`` (the :class:`~aiforge.engines.Engine` its checkers ran on).
     """
 
     def __getattr__(self, name: str) -> Any:
@@ -24,6 +28,11 @@ class LabelCleaner(BaseEstimator):
         if name.endswith("_") and not name.startswith("__"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) before using {name}")
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _seed(self) -> int:
+        """The integer seed of this fit: ``random_state`` (or the deprecated ``seed``); ``None`` draws a fresh one."""
+        params = self.get_params(deep=False)
+        return seed_of(renamed_param(type(self).__name__, params, "seed", "random_state", default=0, stacklevel=4))
 
     def _finish(
         self,

@@ -17,9 +17,11 @@ import numpy as np
 import pyarrow as pa
 
 from aiforge._progress import progress as progress_bar
+from aiforge._validation import RANDOM_STATE, validate_params
 from aiforge.clean._report import render_html, summarise
 from aiforge.clean.pico import PICO
 from aiforge.clean.vote import MultiSplitVote, SplitTrainCheck
+from aiforge.engines import Engine, resolve_engine
 from aiforge.errors import ColumnNotFound, InvalidInput, WorkspaceError
 from aiforge.workspace import Snapshot, Workspace, check_name, write_atomic
 from aiforge.workspace.writer import PartWriter, data_manifest
@@ -57,7 +59,7 @@ def clean(
     workspace: Workspace | str | os.PathLike[str] | None = None,
     seed: int = 0,
     n_jobs: int | None = 1,
-    engine: str = "local",
+    engine: str | Engine = "local",
     master: str | None = None,
     progress: bool = False,
 ) -> CleanResult:
@@ -82,9 +84,10 @@ def clean(
     workspace : Workspace or path, optional
         Default: ``Workspace()``.
     seed : int, default 0
-    engine : {'local', 'spark'}, default 'local'
+        The cleaner's ``random_state``: the same seed gives the same snapshot.
+    engine : {'local', 'spark'} or Engine, default 'local'
         Where PICO trains each iteration's checkers: processes on this machine, or Spark tasks (``method="pico"``
-        only).
+        only); resolved with :func:`aiforge.engines.resolve_engine`. The manifest records the engine that ran.
     master : str, optional
         Spark master URL with ``engine="spark"`` (default ``local[*]``).
     n_jobs : int, default 1
@@ -115,12 +118,10 @@ def clean(
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     if method not in METHODS:
         raise InvalidInput(f"unknown method {method!r}; use one of: {', '.join(METHODS)}")
-    if engine not in ("local", "spark"):
-        raise InvalidInput(f"unknown engine {engine!r}; use 'local' or 'spark'")
-    if engine == "spark" and method != "pico":
+    validate_params({"seed": seed}, {"seed": [RANDOM_STATE[0]]})  # named as the caller knows it, not random_state
+    where = resolve_engine(engine, master)
+    if where.name == "spark" and method != "pico":
         raise InvalidInput(f"engine='spark' trains PICO's checkers on Spark; method {method!r} runs locally only")
-    if master is not None and engine != "spark":
-        raise InvalidInput(f"master {master!r} only applies to engine='spark'; drop it or add engine='spark'")
     table, subject, default_out, source = _read(data, ws)
     name = check_name(out if out is not None else default_out)
     if label not in table.column_names:
@@ -135,11 +136,11 @@ def clean(
             f"label column {label!r} has {table.column(label).null_count} missing values; drop or fill them first"
         )
     cleaner = {"pico": PICO, "vote": MultiSplitVote, "split": SplitTrainCheck}[method]
-    params: dict[str, Any] = {"checker": checker, "seed": seed}
+    params: dict[str, Any] = {"checker": checker, "random_state": seed}
     if method != "split":
         params["n_jobs"] = n_jobs
-    if engine == "spark":
-        params.update(backend="spark", master=master)
+    if method == "pico":
+        params["engine"] = where
     with progress_bar(f"clean: {method}", total=None, enabled=progress):
         fitted = cleaner(**params).fit(X, given)
     corrected = pa.array(fitted.corrected_labels_, type=table.schema.field(label).type)
@@ -155,7 +156,7 @@ def clean(
         "label": label,
         "features": columns,
         "seed": seed,
-        "engine": engine,
+        "engine": fitted.engine_.name,
     }
     report = summarise(fitted, np.asarray(given), subject, meta)
     with ws.staging("clean") as staged:
@@ -170,8 +171,7 @@ def clean(
         manifest = {
             "source": source,
             "query": None,
-            "engine": "local",
-            "master": None,
+            **fitted.engine_.describe(),  # the engine that really ran: {"engine": ..., "master": ...}
             **data_manifest(staged, output.schema),
             "sample": None,
             "clean": {**meta, "changed": report["changed"], "iterations": report["iterations"]},

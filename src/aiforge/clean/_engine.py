@@ -6,15 +6,15 @@ shared by the other classes, so memory stays O(N x k) however many classes there
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from aiforge.errors import InvalidInput, NotFittedError
+from aiforge.engines import Engine, LocalEngine, SparkEngine
+from aiforge.errors import InvalidInput
 
-__all__ = ["Holdout", "check_fitted", "check_xy", "fit_predict_splits", "stratified_folds"]
+__all__ = ["Holdout", "check_xy", "fit_predict_splits", "seed_of", "stratified_folds"]
 
 MIN_PROB = 1e-3
 PREDICT_CHUNK = 65_536
@@ -102,27 +102,13 @@ def _nonfinite_message(arr: np.ndarray) -> str:
     )
 
 
-def check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise InvalidInput(f"{name} must be an integer >= {low}; got {value!r}")
-    return int(value)
-
-
-def check_fraction(name: str, value: Any, *, closed: bool = True) -> float:
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and (0 < float(value) <= 1 if closed else 0 < float(value) < 1)
-    )
-    if not ok:
-        interval = "0 < value <= 1" if closed else "0 < value < 1"
-        raise InvalidInput(f"{name} must be a number with {interval}; got {value!r}")
-    return float(value)
-
-
-def check_fitted(obj: Any, attribute: str) -> None:
-    if not hasattr(obj, "_fitted"):
-        raise NotFittedError(f"this {type(obj).__name__} is not fitted yet; call fit(X, y) before using {attribute}")
+def seed_of(random_state: int | None) -> int:
+    """The integer seed behind ``random_state``: the value itself, or a fresh one from the operating system for
+    ``None`` (as in scikit-learn, each fit then differs)."""
+    if random_state is None:
+        entropy: int = np.random.SeedSequence().entropy  # type: ignore[assignment]  # an int when drawn
+        return entropy % 2**32
+    return int(random_state)
 
 
 def stratified_folds(codes: np.ndarray, n_folds: int, rng: np.random.Generator) -> np.ndarray:
@@ -180,24 +166,27 @@ def fit_predict_splits(
     seed: int,
     n_jobs: int | None,
     top_k: int,
-    backend: str = "loky",
-    master: str | None = None,
+    engine: Engine | None = None,
 ) -> list[Holdout]:
     """Fit one checker per (train, held-out) split, in parallel processes; one :class:`Holdout` per repeat.
 
     ``splits[r]`` are the splits of repeat ``r``; their held-out parts must not overlap. Each checker is seeded
-    from ``seed``, the repeat and the fold, so results do not depend on ``n_jobs`` or the backend. ``backend``:
-    ``"loky"`` (processes on this machine) or ``"spark"`` (one Spark task per checker; ``X`` is broadcast).
+    from ``seed``, the repeat and the fold, so results do not depend on ``n_jobs`` or the engine. ``engine``: a
+    :class:`~aiforge.engines.LocalEngine` (the default: joblib processes on this machine) or a
+    :class:`~aiforge.engines.SparkEngine` (one Spark task per checker; ``X`` is broadcast).
     """
     from aiforge.clean.checkers import make_checker
 
     specs = []
     for r, repeat in enumerate(splits):
         for f, (train, held) in enumerate(repeat):
-            estimator = make_checker(checker, seed=int(seed * 7919 + r * 101 + f) % (2**31 - 1))
+            estimator = make_checker(checker, random_state=int(seed * 7919 + r * 101 + f) % (2**31 - 1))
             specs.append((estimator, train, held))
-    if backend == "spark":
-        results = _run_spark(specs, X, codes, n_classes, top_k, master)
+    engine = engine if engine is not None else LocalEngine()
+    if isinstance(engine, SparkEngine):
+        results = _run_spark(specs, X, codes, n_classes, top_k, engine.master)
+    elif not isinstance(engine, LocalEngine):
+        raise InvalidInput(f"label cleaning trains its checkers on the local or the spark engine; got {engine!r}")
     else:
         from joblib import Parallel, delayed
 

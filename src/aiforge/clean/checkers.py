@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aiforge._validation import DEPRECATED, RANDOM_STATE, HasMethods, Hidden, Options, renamed_param, validate_params
 from aiforge.errors import InvalidInput
 
 __all__ = ["CHECKERS", "make_checker"]
 
 
-def _knn(seed: int) -> Any:
+def _knn(random_state: int | None) -> Any:
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -25,52 +26,52 @@ def _knn(seed: int) -> Any:
     return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=10))
 
 
-def _logreg(seed: int) -> Any:
+def _logreg(random_state: int | None) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300, random_state=seed))
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300, random_state=random_state))
 
 
-def _forest(seed: int) -> Any:
+def _forest(random_state: int | None) -> Any:
     from sklearn.ensemble import ExtraTreesClassifier
 
-    return ExtraTreesClassifier(n_estimators=60, min_samples_leaf=2, random_state=seed)
+    return ExtraTreesClassifier(n_estimators=60, min_samples_leaf=2, random_state=random_state)
 
 
-def _hgb(seed: int) -> Any:
+def _hgb(random_state: int | None) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(max_iter=50, random_state=seed)
+    return HistGradientBoostingClassifier(max_iter=50, random_state=random_state)
 
 
-def _nb(seed: int) -> Any:
+def _nb(random_state: int | None) -> Any:
     from sklearn.naive_bayes import GaussianNB
 
     return GaussianNB()
 
 
-def _ensemble(seed: int) -> Any:
+def _ensemble(random_state: int | None) -> Any:
     from sklearn.ensemble import VotingClassifier
 
-    members = [("knn", _knn(seed)), ("logreg", _logreg(seed)), ("forest", _forest(seed))]
+    members = [("knn", _knn(random_state)), ("logreg", _logreg(random_state)), ("forest", _forest(random_state))]
     return VotingClassifier(members, voting="soft")
 
 
-def _text(seed: int) -> Any:
+def _text(random_state: int | None) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
     return make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
-        LogisticRegression(C=10.0, max_iter=500, random_state=seed),
+        LogisticRegression(C=10.0, max_iter=500, random_state=random_state),
     )
 
 
 #: The checker names :func:`make_checker` knows, with what each builds.
-CHECKERS: dict[str, Callable[[int], Any]] = {
+CHECKERS: dict[str, Callable[[int | None], Any]] = {
     "knn": _knn,
     "logreg": _logreg,
     "forest": _forest,
@@ -81,16 +82,21 @@ CHECKERS: dict[str, Callable[[int], Any]] = {
 }
 
 DEFAULT_CHECKER = "knn"
+#: The constraints of a ``checker`` parameter: a name from :data:`CHECKERS`, a classifier, or None (the default).
+CHECKER: tuple[Any, ...] = (str, HasMethods("fit", "predict_proba"), None)
+#: ``random_state`` and its old name ``seed``, which holds :data:`~aiforge._validation.DEPRECATED` unless given.
+SEEDS: dict[str, list[Any]] = {"random_state": [*RANDOM_STATE], "seed": [*RANDOM_STATE, Hidden(Options(DEPRECATED))]}
+_CONSTRAINTS = {"checker": [*CHECKER], **SEEDS}
 
 
-def make_checker(checker: Any = None, *, seed: int = 0) -> Any:
+def make_checker(checker: Any = None, *, random_state: int | None = 0, seed: Any = DEPRECATED) -> Any:
     """A fresh, unfitted checker.
 
     Parameters
     ----------
     checker : str, scikit-learn classifier or None
         ``None`` (the default, ``"knn"``), a name, or an estimator with ``fit`` and ``predict_proba`` (cloned, and
-        its ``random_state`` set to ``seed`` when it has one). Names:
+        its ``random_state`` set to ``random_state`` when it has one). Names:
 
         - ``"knn"``: standardised features, 10 nearest neighbours (strong and fast on dense numeric features);
         - ``"logreg"``: standardised features, multinomial logistic regression (``C=0.1``);
@@ -99,8 +105,10 @@ def make_checker(checker: Any = None, *, seed: int = 0) -> Any:
         - ``"ensemble"``: soft vote of knn, logreg and forest;
         - ``"text"``: TF-IDF of word 1-2 grams + logistic regression, for short texts such as intents
           (``X`` is a 1-D array of strings).
-    seed : int, default 0
-        Seeds the estimator's ``random_state``.
+    random_state : int or None, default 0
+        The estimator's ``random_state``: the same value gives the same checker.
+    seed : int, optional
+        The old name of ``random_state``, accepted until the next release with a ``FutureWarning``.
 
     Returns
     -------
@@ -117,6 +125,9 @@ def make_checker(checker: Any = None, *, seed: int = 0) -> Any:
     >>> make_checker("logreg").steps[-1][0]
     'logisticregression'
     """
+    validate_params({"checker": checker, "random_state": random_state, "seed": seed}, _CONSTRAINTS)
+    random_state = renamed_param("make_checker", {"random_state": random_state, "seed": seed}, "seed",
+                                 "random_state", default=0)
     if checker is None:
         checker = DEFAULT_CHECKER
     if isinstance(checker, str):
@@ -126,16 +137,11 @@ def make_checker(checker: Any = None, *, seed: int = 0) -> Any:
                 f"unknown checker {checker!r}; use one of: {', '.join(CHECKERS)}, "
                 "or pass a scikit-learn classifier with predict_proba"
             )
-        return factory(seed)
-    if not (hasattr(checker, "fit") and hasattr(checker, "predict_proba")):
-        raise InvalidInput(
-            f"checker must be a name ({', '.join(CHECKERS)}) or a scikit-learn classifier with fit and "
-            f"predict_proba; got {type(checker).__name__}"
-        )
+        return factory(random_state)
     from sklearn.base import clone
 
     estimator = clone(checker)
     params = estimator.get_params()
     if "random_state" in params:
-        estimator.set_params(random_state=seed)
+        estimator.set_params(random_state=random_state)
     return estimator

@@ -9,13 +9,16 @@ beliefs moved in the previous iteration. A label changes only when another class
 
 from __future__ import annotations
 
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 
+from aiforge._validation import DEPRECATED, Hidden, Interval, Options, renamed_param
 from aiforge.clean import _engine
 from aiforge.clean._base import LabelCleaner
-from aiforge.errors import InvalidInput
+from aiforge.clean.checkers import CHECKER, SEEDS, make_checker
+from aiforge.engines import Engine, resolve_engine
 
 __all__ = ["PICO", "bayes_posterior", "combine_likelihoods", "estimate_transition", "hmm_prior", "initial_transition"]
 
@@ -113,6 +116,9 @@ class PICO(LabelCleaner):
         Likelihoods are scaled by ``1 / temperature``; below 1 sharpens the checkers' probabilities.
     stay : float, default 0.8
         Diagonal of the initial transition matrix: the prior belief that a given label is right.
+    smoothing : float, default 10.0
+        Pseudo-examples per row, spread like the initial transition matrix, added to the counts behind each
+        estimated transition matrix (and noise channel), so that rare classes' rows stay sensible.
     em_steps : int, default 2
         Expectation-maximisation passes per iteration that re-estimate the transition matrix (and the noise channel)
         from that iteration's evidence before any label is decided.
@@ -146,14 +152,22 @@ class PICO(LabelCleaner):
     top_k : int, optional
         Keep only the ``top_k`` most likely classes per example (memory O(N x k)); ``label_posterior_`` is then a
         ``scipy.sparse.csr_matrix``. Default: all classes, a dense array.
-    seed : int, default 0
+    random_state : int or None, default 0
+        Seeds the splits and the checkers: the same value gives the same result, whatever ``n_jobs`` and the
+        engine. ``None`` draws a fresh seed on every fit.
     n_jobs : int, default 1
         Processes that fit checkers (joblib loky; each with one BLAS thread). ``-1``: all cores.
-    backend : {'loky', 'spark'}, default 'loky'
-        Where each iteration's checkers train: local processes, or one Spark task per checker (``X`` is
-        broadcast to the executors). Both give identical results.
+    engine : {'local', 'spark'} or Engine, default 'local'
+        Where each iteration's checkers train: processes on this machine, or one Spark task per checker (``X`` is
+        broadcast to the executors); resolved with :func:`aiforge.engines.resolve_engine`. Both give identical
+        results.
     master : str, optional
-        Spark master URL with ``backend="spark"`` (default ``local[*]``).
+        Spark master URL with ``engine="spark"`` (default ``local[*]``).
+    seed : int, optional
+        The old name of ``random_state``, accepted until the next release with a ``FutureWarning``.
+    backend : {'loky', 'spark'}, optional
+        The old name of ``engine`` (``'loky'`` is ``'local'``), accepted until the next release with a
+        ``FutureWarning``.
 
     Attributes
     ----------
@@ -168,16 +182,41 @@ class PICO(LabelCleaner):
         One row per changed label: ``index``, ``given_label``, ``suggested_label``, ``confidence`` (its
         posterior) and ``iteration`` (when it last changed), most confident first.
     n_iter_ : int
+    engine_ : Engine
+        The engine the checkers trained on.
 
     Examples
     --------
     >>> from sklearn.datasets import load_digits
     >>> X, y = load_digits(return_X_y=True)
     >>> noisy = y.copy(); noisy[:40] = (noisy[:40] + 1) % 10
-    >>> pico = PICO(n_iter=2, seed=0).fit(X, noisy)
+    >>> pico = PICO(n_iter=2, random_state=0).fit(X, noisy)
     >>> int((pico.corrected_labels_[:40] == y[:40]).sum()) >= 30
     True
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "checker": [*CHECKER],
+        "n_iter": [Interval(Integral, 1, None, closed="left")],
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
+        "n_repeats": [Interval(Integral, 1, None, closed="left")],
+        "threshold": [Interval(Real, 0, 1, closed="right")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "stay": [Interval(Real, 0, 1, closed="neither")],
+        "smoothing": [Interval(Real, 0, None, closed="left")],
+        "em_steps": [Interval(Integral, 0, None, closed="left")],
+        "carry": [Interval(Real, 0, 1, closed="both")],
+        "flat_start": ["boolean"],
+        "deconvolve": ["boolean"],
+        "deconvolve_steps": [Interval(Integral, 0, None, closed="left"), None],
+        "hard_em": ["boolean"],
+        "top_k": [Interval(Integral, 2, None, closed="left"), None],
+        **SEEDS,
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"), None],
+        "engine": [str, Engine],
+        "master": [str, None],
+        "backend": [Options("loky", "spark"), Hidden(Options(DEPRECATED))],
+    }
 
     def __init__(
         self,
@@ -197,10 +236,12 @@ class PICO(LabelCleaner):
         deconvolve_steps: int | None = None,
         hard_em: bool = True,
         top_k: int | None = None,
-        seed: int = 0,
+        random_state: int | None = 0,
         n_jobs: int | None = 1,
-        backend: str = "loky",
+        engine: str | Engine = "local",
         master: str | None = None,
+        seed: int | str | None = DEPRECATED,
+        backend: str = DEPRECATED,
     ) -> None:
         self.checker = checker
         self.n_iter = n_iter
@@ -217,10 +258,12 @@ class PICO(LabelCleaner):
         self.deconvolve_steps = deconvolve_steps
         self.hard_em = hard_em
         self.top_k = top_k
-        self.seed = seed
+        self.random_state = random_state
         self.n_jobs = n_jobs
-        self.backend = backend
+        self.engine = engine
         self.master = master
+        self.seed = seed
+        self.backend = backend
 
     def fit(self, X: Any, y: Any) -> PICO:
         """Find and correct noisy labels.
@@ -235,29 +278,19 @@ class PICO(LabelCleaner):
         -------
         self
         """
-        n_iter = _engine.check_int("n_iter", self.n_iter, 1)
-        n_folds = _engine.check_int("n_folds", self.n_folds, 2)
-        n_repeats = _engine.check_int("n_repeats", self.n_repeats, 1)
-        threshold = _engine.check_fraction("threshold", self.threshold)
-        em_steps = _engine.check_int("em_steps", self.em_steps, 0)
-        if self.deconvolve_steps is not None:
-            _engine.check_int("deconvolve_steps", self.deconvolve_steps, 0)
-        backend = self.backend
-        if backend not in ("loky", "spark"):
-            raise InvalidInput(f"unknown backend {backend!r}; use 'loky' (processes here) or 'spark'")
-        if not isinstance(self.carry, int | float) or isinstance(self.carry, bool) or not 0 <= self.carry <= 1:
-            raise InvalidInput(f"carry must be a number with 0 <= carry <= 1; got {self.carry!r}")
-        carry = float(self.carry)
-        stay = _engine.check_fraction("stay", self.stay, closed=False)
-        seed = _engine.check_int("seed", self.seed, 0)
-        if not isinstance(self.temperature, int | float) or self.temperature <= 0:
-            raise InvalidInput(f"temperature must be a positive number; got {self.temperature!r}")
-        from aiforge.clean.checkers import make_checker
-
+        self._validate_params()
+        n_iter, n_folds, n_repeats = int(self.n_iter), int(self.n_folds), int(self.n_repeats)
+        em_steps, threshold, carry = int(self.em_steps), float(self.threshold), float(self.carry)
+        stay = float(self.stay)
+        seed = self._seed()
+        choice = renamed_param(
+            "PICO", self.get_params(deep=False), "backend", "engine", default="local", translate={"loky": "local"}
+        )
+        engine = resolve_engine(choice, self.master)
         make_checker(self.checker)  # an unknown name fails before any work
         X, classes, given = _engine.check_xy(X, y, min_per_class=n_folds, need=f"PICO with n_folds={n_folds}")
         n, k_all = len(given), len(classes)
-        k = k_all if self.top_k is None else min(_engine.check_int("top_k", self.top_k, 2), k_all)
+        k = k_all if self.top_k is None else min(int(self.top_k), k_all)
         if self.deconvolve_steps is None:
             steps = DECONVOLVE_STEPS if k_all <= DECONVOLVE_MAX_CLASSES else 0
         else:
@@ -282,8 +315,7 @@ class PICO(LabelCleaner):
                 seed=seed * 1000 + iteration,
                 n_jobs=self.n_jobs,
                 top_k=k,
-                backend=backend,
-                master=self.master,
+                engine=engine,
             )
             positions = _engine.positions_of(holdouts, n)
             freq = np.maximum(np.bincount(labels, minlength=k_all) / n, 1.0 / n)
@@ -325,7 +357,7 @@ class PICO(LabelCleaner):
             if not moved.any():
                 break
         self._finish(classes, given, history, changed_at, _posterior(post_top, post_val, k, k_all), transition)
-        self._fitted = True
+        self.engine_ = engine
         return self
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 
+from aiforge._validation import DEPRECATED, Interval
 from aiforge.clean import _engine
 from aiforge.clean._base import LabelCleaner
+from aiforge.clean.checkers import CHECKER, SEEDS, make_checker
+from aiforge.engines import LocalEngine
 
 __all__ = ["MultiSplitVote", "SplitTrainCheck"]
 
@@ -32,7 +36,11 @@ class SplitTrainCheck(LabelCleaner):
     held_out : float, default 0.5
         Fraction of each class held out (0 < held_out < 1).
     threshold : float, default 0.5
-    seed : int, default 0
+    random_state : int or None, default 0
+        Seeds the split and the checker: the same value gives the same result. ``None`` draws a fresh seed on
+        every fit.
+    seed : int, optional
+        The old name of ``random_state``, accepted until the next release with a ``FutureWarning``.
 
     Attributes
     ----------
@@ -41,19 +49,37 @@ class SplitTrainCheck(LabelCleaner):
         label (one-hot) elsewhere; ``transition_`` counts given -> corrected.
     checked_ : ndarray of bool (N,)
         The held-out rows, the only ones judged.
+    engine_ : Engine
+        Always :class:`~aiforge.engines.LocalEngine`: the one checker trains in this process.
 
     Examples
     --------
     >>> from sklearn.datasets import load_digits
     >>> X, y = load_digits(return_X_y=True)
-    >>> SplitTrainCheck(seed=0).fit(X, y).checked_.mean().round(1)
+    >>> SplitTrainCheck(random_state=0).fit(X, y).checked_.mean().round(1)
     np.float64(0.5)
     """
 
-    def __init__(self, *, checker: Any = None, held_out: float = 0.5, threshold: float = 0.5, seed: int = 0) -> None:
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "checker": [*CHECKER],
+        "held_out": [Interval(Real, 0, 1, closed="neither")],
+        "threshold": [Interval(Real, 0, 1, closed="right")],
+        **SEEDS,
+    }
+
+    def __init__(
+        self,
+        *,
+        checker: Any = None,
+        held_out: float = 0.5,
+        threshold: float = 0.5,
+        random_state: int | None = 0,
+        seed: int | str | None = DEPRECATED,
+    ) -> None:
         self.checker = checker
         self.held_out = held_out
         self.threshold = threshold
+        self.random_state = random_state
         self.seed = seed
 
     def fit(self, X: Any, y: Any) -> SplitTrainCheck:
@@ -68,11 +94,9 @@ class SplitTrainCheck(LabelCleaner):
         -------
         self
         """
-        held_out = _engine.check_fraction("held_out", self.held_out, closed=False)
-        threshold = _engine.check_fraction("threshold", self.threshold)
-        seed = _engine.check_int("seed", self.seed, 0)
-        from aiforge.clean.checkers import make_checker
-
+        self._validate_params()
+        held_out, threshold = float(self.held_out), float(self.threshold)
+        seed = self._seed()
         make_checker(self.checker)
         X, classes, given = _engine.check_xy(X, y, min_per_class=2, need="a train/held-out split")
         n, k = len(given), len(classes)
@@ -101,7 +125,7 @@ class SplitTrainCheck(LabelCleaner):
         self._finish(
             classes, given, [given, final], move.astype(np.int64), posterior, _empirical_transition(given, final, k)
         )
-        self._fitted = True
+        self.engine_ = LocalEngine()
         return self
 
 
@@ -117,22 +141,38 @@ class MultiSplitVote(LabelCleaner):
         Votes per example.
     min_votes : float, default 0.5
         A label changes to the most voted other class when its share of the votes is above this.
-    seed : int, default 0
+    random_state : int or None, default 0
+        Seeds the splits and the checkers: the same value gives the same result, whatever ``n_jobs``. ``None``
+        draws a fresh seed on every fit.
     n_jobs : int, default 1
+        Processes that fit checkers (joblib loky). ``-1``: all cores.
+    seed : int, optional
+        The old name of ``random_state``, accepted until the next release with a ``FutureWarning``.
 
     Attributes
     ----------
     classes_, corrected_labels_, label_posterior_ (N, K), transition_ (K, K), history_, issues_
         As in :class:`PICO`; ``label_posterior_`` holds the vote shares.
+    engine_ : Engine
+        Always :class:`~aiforge.engines.LocalEngine`: the checkers train in processes on this machine.
 
     Examples
     --------
     >>> from sklearn.datasets import load_digits
     >>> X, y = load_digits(return_X_y=True)
-    >>> vote = MultiSplitVote(n_repeats=3, seed=0).fit(X, y)
+    >>> vote = MultiSplitVote(n_repeats=3, random_state=0).fit(X, y)
     >>> vote.label_posterior_.shape
     (1797, 10)
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "checker": [*CHECKER],
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
+        "n_repeats": [Interval(Integral, 1, None, closed="left")],
+        "min_votes": [Interval(Real, 0, 1, closed="neither")],
+        **SEEDS,
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"), None],
+    }
 
     def __init__(
         self,
@@ -141,15 +181,17 @@ class MultiSplitVote(LabelCleaner):
         n_folds: int = 4,
         n_repeats: int = 5,
         min_votes: float = 0.5,
-        seed: int = 0,
+        random_state: int | None = 0,
         n_jobs: int | None = 1,
+        seed: int | str | None = DEPRECATED,
     ) -> None:
         self.checker = checker
         self.n_folds = n_folds
         self.n_repeats = n_repeats
         self.min_votes = min_votes
-        self.seed = seed
+        self.random_state = random_state
         self.n_jobs = n_jobs
+        self.seed = seed
 
     def fit(self, X: Any, y: Any) -> MultiSplitVote:
         """Fit ``n_folds x n_repeats`` checkers and let them vote on the labels they did not see.
@@ -163,12 +205,9 @@ class MultiSplitVote(LabelCleaner):
         -------
         self
         """
-        n_folds = _engine.check_int("n_folds", self.n_folds, 2)
-        n_repeats = _engine.check_int("n_repeats", self.n_repeats, 1)
-        min_votes = _engine.check_fraction("min_votes", self.min_votes, closed=False)
-        seed = _engine.check_int("seed", self.seed, 0)
-        from aiforge.clean.checkers import make_checker
-
+        self._validate_params()
+        n_folds, n_repeats, min_votes = int(self.n_folds), int(self.n_repeats), float(self.min_votes)
+        seed = self._seed()
         make_checker(self.checker)
         X, classes, given = _engine.check_xy(X, y, min_per_class=n_folds, need=f"MultiSplitVote with n_folds={n_folds}")
         n, k = len(given), len(classes)
@@ -188,5 +227,5 @@ class MultiSplitVote(LabelCleaner):
         self._finish(
             classes, given, [given, final], move.astype(np.int64), votes, _empirical_transition(given, final, k)
         )
-        self._fitted = True
+        self.engine_ = LocalEngine()
         return self
