@@ -81,7 +81,7 @@ def generate(rows: int) -> Path:
 
 CHILD = """
 import json, resource, sys, time
-from aiforge.batch._batch import batch
+from aiforge.batch import batch
 spec = json.loads(sys.argv[1])
 start = time.perf_counter()
 snap = batch(spec, engine=sys.argv[2], workspace=sys.argv[3])
@@ -153,7 +153,7 @@ def run_engine(engine: str, source: str, output: str, home: Path) -> dict:
 def compare(home: Path, local_ref: str, spark_ref: str) -> dict:
     """Manifests equal; splits, per-feature sums and a 1-in-1000 id sample equal within 1e-6."""
     from aiforge import Workspace
-    from aiforge.batch._batch import FeatureSnapshot
+    from aiforge.batch import FeatureSnapshot
 
     ws = Workspace(home)
     left = FeatureSnapshot.from_snapshot(ws.get_snapshot(local_ref))

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from aiforge import dump
-from aiforge.batch._batch import FeatureSnapshot, batch
+from aiforge.batch import FeatureSnapshot, batch
 from aiforge.batch._encoders import SPLITS, split_codes
 from aiforge.batch.transform import Transform
 from aiforge.errors import ColumnNotFound, EmptyResult, InvalidInput, ServiceError

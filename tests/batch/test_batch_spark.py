@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from aiforge import dump
-from aiforge.batch._batch import batch
+from aiforge.batch import batch
 from aiforge.errors import ColumnNotFound, InvalidInput, ServiceError
 
 pytestmark = pytest.mark.spark
