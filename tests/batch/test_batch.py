@@ -238,7 +238,7 @@ def test_bad_options(workspace, events) -> None:
         batch(SPEC, workspace=workspace, engine="dask")
     with pytest.raises(InvalidInput, match=r"^--master 'local\[2\]' only applies to --engine spark"):
         batch(SPEC, workspace=workspace, master="local[2]")
-    with pytest.raises(InvalidInput, match=r"^sample must be a positive number of rows, e.g. 10000; got 0$"):
+    with pytest.raises(InvalidInput, match=r"^sample must be a positive integer or None; got 0$"):
         batch(SPEC, workspace=workspace, sample=0)
     with pytest.raises(InvalidInput, match=r"^invalid batch spec \(mapping\): 1 error\n  features\[0\]\.numeric"):
         batch(with_(features=[{"numeric": {"column": "x", "clip": [1, 0]}}]), workspace=workspace)

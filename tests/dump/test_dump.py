@@ -262,7 +262,8 @@ def test_duckdb_sql_error(workspace, parquet_files, nothing_written) -> None:
 
 @pytest.mark.parametrize("fraction", [0, -0.1, 1.5, True, "0.5", float("nan")])
 def test_bad_sample_fraction(workspace, fraction, nothing_written) -> None:
-    with pytest.raises(InvalidInput, match=r"^sample fraction must be a number with 0 < fraction <= 1"):
+    expected = r"^sample_fraction must be a number with 0 < sample_fraction <= 1 or None; got "
+    with pytest.raises(InvalidInput, match=expected):
         dump("postgresql://u:p@127.0.0.1:1/db", query="SELECT 1", name="x", sample_fraction=fraction,
              workspace=workspace)  # fmt: skip
     nothing_written(workspace)
@@ -272,7 +273,7 @@ def test_bad_sample_fraction(workspace, fraction, nothing_written) -> None:
     ("kwargs", "message"),
     [
         ({"name": "bad name"}, r"^invalid snapshot name 'bad name'"),
-        ({"name": "x", "seed": -1}, r"^seed must be a non-negative integer; got -1"),
+        ({"name": "x", "seed": -1}, r"^seed must be an integer >= 0; got -1"),
         ({"name": "x", "engine": "dask"}, r"^unknown engine 'dask'; expected one of: local, spark"),
         ({"name": "x", "master": "local[2]"}, r"^--master 'local\[2\]' only applies to --engine spark"),
         (

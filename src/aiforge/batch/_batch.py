@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import numbers
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from aiforge._validation import Interval, validate_params
 from aiforge.batch import _plan as plan
 from aiforge.batch._encoders import SPLITS
 from aiforge.batch.spec import BatchSpec, load_spec
@@ -179,8 +180,7 @@ def batch(
     started = time.perf_counter()
     spec = load_spec(spec)
     runs_on = resolve_engine(engine, master)
-    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, numbers.Integral) or sample < 1):
-        raise InvalidInput(f"sample must be a positive number of rows, e.g. 10000; got {sample!r}")
+    validate_params({"sample": sample}, {"sample": [Interval(Integral, 1, None, closed="left"), None]})
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     check_name(spec.output)
     source = ws.get_snapshot(spec.input)

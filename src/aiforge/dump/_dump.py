@@ -9,9 +9,9 @@ interrupted or killed dump leaves no snapshot and an unchanged catalog.
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 import time
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aiforge._progress import progress as progress_bar
+from aiforge._validation import Interval, validate_params
 from aiforge.engines import Engine, LocalEngine, SparkEngine, resolve_engine
 from aiforge.engines.sources import Source, parse_source
 from aiforge.errors import AiforgeError, EmptyResult, InvalidInput, WorkspaceError
@@ -28,6 +29,10 @@ from aiforge.workspace.writer import PartWriter, bernoulli_sample, data_manifest
 __all__ = ["dump"]
 
 log = logging.getLogger(__name__)
+_CONSTRAINTS = {
+    "sample_fraction": [Interval(Real, 0, 1, closed="right"), None],
+    "seed": [Interval(Integral, 0, None, closed="left")],
+}
 
 
 def dump(
@@ -143,16 +148,8 @@ def dump(
 
 
 def _check_sample(fraction: float | None, seed: int) -> tuple[float, int] | None:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise InvalidInput(f"seed must be a non-negative integer; got {seed!r}")
-    if fraction is None:
-        return None
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
-        raise InvalidInput(
-            f"sample fraction must be a number with 0 < fraction <= 1 (for example 0.1 for 10% of the rows); "
-            f"got {fraction!r}"
-        )
-    return float(fraction), int(seed)
+    validate_params({"sample_fraction": fraction, "seed": seed}, _CONSTRAINTS)
+    return None if fraction is None else (float(fraction), int(seed))
 
 
 def _check_engine(src: Source, query: str | None, engine: Engine) -> None:
