@@ -286,6 +286,9 @@ class ParamValidationMixin:
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:  # pass class keywords on (scikit-learn's output mixin has some)
+        super().__init_subclass__(**kwargs)
+
     def _validate_params(self) -> None:
         validate_params(cast(Any, self).get_params(deep=False), self._parameter_constraints)
 
@@ -362,8 +365,7 @@ _TYPE_WORDS = {
 def _type_words(kind: type) -> str:
     if kind in _TYPE_WORDS:
         return _TYPE_WORDS[kind]
-    name = kind.__name__
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    return f"an instance of {kind.__name__}"
 
 
 def _join(words: list[str], conjunction: str) -> str:

@@ -260,3 +260,84 @@ def test_a_new_fit_recomputes_which_columns_skip_arrow() -> None:
     t.fit(pa.table({"k": ["1", "2"]}))  # same spec, the column is now text: served values must go through Arrow
     assert t._numeric_only_columns() == frozenset()
     assert np.array_equal(t.transform_record({"k": "7"}), t.transform(pa.table({"k": ["7"]}))[0])
+
+
+# transform.json as aiforge 0.1.0 wrote it for Transform(features=FEATURES).fit(TABLE) (compacted)
+RELEASED_ARTIFACT = (
+    '{"format": "aiforge.transform", "version": 1, "aiforge_version": "0.1.0", '
+    '"features": [{"numeric": {"column": "x", "log1p": false, "scale": "standardize"}}, '
+    '{"numeric": {"column": "x", "name": "xb", "log1p": false, "scale": "none", '
+    '"bucketize": {"bins": 3}}}, {"categorical": {"column": "c", "encoding": "onehot", "top_k": 2, '
+    '"buckets": 32}}, {"categorical": {"column": "c", "name": "co", "encoding": "ordinal", '
+    '"buckets": 32}}, {"categorical": {"column": "n", "encoding": "hash", "buckets": 4}}, '
+    '{"text": {"column": "t", "encoding": "tfidf", "buckets": 256, "max_features": 1000, "min_df": 1, '
+    '"lowercase": true}}], "nlp": null, "input_types": {"x": "double", "c": "string", "n": "int64", '
+    '"t": "string"}, "feature_names": ["x", "xb#b0", "xb#b1", "xb#b2", "c=a", "c=b", "c=__other__", "co", '
+    '"n#h0", "n#h1", "n#h2", "n#h3", "t:cat", "t:dog", "t:a", "t:bird", "t:the"], "n_train": 5, '
+    '"state": [{"mean": 2.625, "std": 3.5947009611371015, "min": -2.0, "max": 8.0}, {"mean": 2.625, '
+    '"std": 3.5947009611371015, "min": -2.0, "max": 8.0, "edges": [1.5, 3.0]}, {"vocabulary": ["a", "b"]}, '
+    '{"vocabulary": ["a", "b", "c"]}, {}, {"vocabulary": ["cat", "dog", "a", "bird", "the"], '
+    '"idf": [1.6931471805599454, 1.6931471805599454, 2.09861228866811, 2.09861228866811, '
+    '2.09861228866811]}]}'
+)
+# what that release's transform gave for TABLE (float32 values, printed exactly)
+RELEASED_ROWS = [
+    [-0.3129606544971466, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.627913773059845, 0.0, 0.0,
+     0.0, 0.7782829403877258],
+    [0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.627913773059845, 0.7782829403877258, 0.0,
+     0.0],
+    [0.1043202206492424, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [-1.2866160869598389, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.8944271802902222,
+     0.4472135901451111, 0.0, 0.0, 0.0],
+    [1.4952565431594849, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+]
+
+
+def test_an_artifact_from_the_released_format_loads_and_transforms_identically(tmp_path: Path) -> None:
+    (tmp_path / "transform.json").write_text(RELEASED_ARTIFACT)
+    loaded = Transform.load(tmp_path)
+    expected = np.array(RELEASED_ROWS, dtype=np.float32)
+    assert np.array_equal(loaded.transform(TABLE), expected)
+    for i, record in enumerate(TABLE.to_pylist()):
+        assert np.array_equal(loaded.transform_record(record), expected[i])
+    # a fit today writes the same artifact: same keys, same values (the version stamp aside)
+    written = json.loads(Transform(features=FEATURES).fit(TABLE).save(tmp_path / "new.json").read_text())
+    released = json.loads(RELEASED_ARTIFACT)
+    assert list(written) == list(released)
+    assert {**written, "aiforge_version": None} == {**released, "aiforge_version": None}
+    assert loaded.to_dict() | {"aiforge_version": None} == released | {"aiforge_version": None}
+
+
+def test_transform_is_a_scikit_learn_estimator() -> None:
+    from sklearn.base import BaseEstimator, clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    t = Transform(features=FEATURES, nlp=None)
+    assert isinstance(t, BaseEstimator) and vars(t) == {"features": FEATURES, "nlp": None}
+    assert t.get_params() == {"features": FEATURES, "nlp": None}
+    copy = clone(t.fit(TABLE))
+    assert copy.get_params() == t.get_params() and not hasattr(copy, "state_")
+    assert copy.set_params(features=FEATURES[:1]) is copy and copy.features == FEATURES[:1]
+    assert copy.fit(TABLE).feature_names_ == ["x"]
+    assert np.array_equal(t.fit_transform(TABLE), t.transform(TABLE))
+    assert t.get_feature_names_out().tolist() == t.feature_names_
+    pipeline = make_pipeline(Transform(features=FEATURES), StandardScaler())
+    assert pipeline.fit_transform(TABLE).shape == (5, len(t.feature_names_))
+
+
+def test_parameters_are_checked_in_fit() -> None:
+    with pytest.raises(InvalidInput, match=r"^features must be a list or a tuple; got 'x'$"):
+        Transform(features="x").fit(TABLE)
+    with pytest.raises(InvalidInput, match=r"^nlp must be an instance of NlpOptions, a mapping or None; got 3$"):
+        Transform(features=FEATURES, nlp=3).fit_statistics({"rows": 0}, {})
+
+
+def test_pickling_drops_the_nlp_client_and_the_token_cache() -> None:
+    import pickle
+
+    t = Transform(features=FEATURES).fit(TABLE)
+    assert "_cache" in vars(t)  # the text feature tokenized in-process
+    copy = pickle.loads(pickle.dumps(t))
+    assert "_cache" not in vars(copy) and "_client" not in vars(copy)
+    assert np.array_equal(copy.transform(TABLE), t.transform(TABLE))

@@ -211,7 +211,7 @@ def test_engine_errors_come_from_resolve_engine(blobs):
         PICO(engine="ray").fit(X, y)
     with pytest.raises(InvalidInput, match=r"^--master 'spark://h:7077' only applies to --engine spark; drop it or "):
         PICO(master="spark://h:7077").fit(X, y)
-    with pytest.raises(InvalidInput, match=r"^engine must be a string or an Engine; got 3$"):
+    with pytest.raises(InvalidInput, match=r"^engine must be a string or an instance of Engine; got 3$"):
         PICO(engine=3).fit(X, y)
     with pytest.raises(InvalidInput, match=r"^backend must be 'loky' or 'spark'; got 'ray'$"):
         PICO(backend="ray").fit(X, y)

@@ -1,7 +1,8 @@
 """The fitted feature transform of BATCH: statistics learned on the train split, applied anywhere.
 
-:class:`Transform` follows the scikit-learn contract: ``__init__`` stores the feature specs, :meth:`Transform.fit`
-learns the statistics (means, standard deviations, min/max, bucket edges, vocabularies, IDF) and returns ``self``,
+:class:`Transform` is a scikit-learn estimator (``sklearn.clone``, ``get_params``, ``set_params`` and pipelines work):
+``__init__`` only stores the feature specs, :meth:`Transform.fit` checks them and learns the statistics (means,
+standard deviations, min/max, bucket edges, vocabularies, IDF) into attributes ending in ``_`` and returns ``self``,
 and :meth:`Transform.transform` refuses to run before that. The fitted state is saved as a versioned JSON artifact
 (``transform.json`` beside a feature snapshot) and :meth:`Transform.transform_record` applies it to one JSON
 record at serving time with exactly the code that built the training rows.
@@ -15,11 +16,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+from sklearn.base import BaseEstimator, TransformerMixin
 
+from aiforge._validation import ParamValidationMixin
 from aiforge._version import __version__
 from aiforge.batch import _encoders as enc
 from aiforge.batch._feature_ops import Tokenizer, apply, learn
@@ -33,7 +36,7 @@ FORMAT_VERSION = 1
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 
 
-class Transform:
+class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Turn rows into fixed-size float32 feature vectors with statistics fitted on training rows.
 
     Parameters
@@ -55,6 +58,9 @@ class Transform:
     n_train_ : int
         Training rows the statistics came from.
 
+    The fitted attributes come from :meth:`fit`, :meth:`fit_statistics` or a saved artifact (:meth:`load`,
+    :meth:`from_dict`).
+
     Examples
     --------
     >>> import pyarrow as pa
@@ -67,6 +73,12 @@ class Transform:
     [1.0, 0.0, 1.0]
     """
 
+    # the entries themselves are checked by the spec's pydantic models (with their own messages), in _items()
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "features": [list, tuple],
+        "nlp": [NlpOptions, Mapping, None],
+    }
+
     def __init__(
         self,
         *,
@@ -75,16 +87,11 @@ class Transform:
     ) -> None:
         self.features = features
         self.nlp = nlp
-        self._client: Any = None
-        self._cache: dict[str, list[str]] = {}
 
-    def __repr__(self) -> str:
-        fitted = f", {len(self.feature_names_)} outputs" if hasattr(self, "state_") else ", not fitted"
-        return f"<Transform {len(self.features)} features{fitted}>"
-
-    def __getstate__(self) -> dict[str, Any]:  # Spark ships the transform to workers: no sockets
-        state = dict(self.__dict__)
-        state["_client"], state["_cache"] = None, {}
+    def __getstate__(self) -> dict[str, Any]:  # Spark ships the transform to workers: no sockets, no token cache
+        state = dict(super().__getstate__())
+        state.pop("_client", None)
+        state.pop("_cache", None)
         return state
 
     # -- parameters ----------------------------------------------------------------------------------------------
@@ -160,6 +167,7 @@ class Transform:
         """
         from aiforge.batch._plan import duckdb_statistics
 
+        self._validate_params()
         batches = [data] if isinstance(data, pa.Table | pa.RecordBatch) else list(data)
         batches = [b for part in batches for b in (part.to_batches() if isinstance(part, pa.Table) else [part])]
         if not batches:
@@ -185,6 +193,7 @@ class Transform:
         Transform
             ``self``.
         """
+        self._validate_params()
         items = self._items()
         missing = [c for c in self.columns if c not in input_types]
         if missing:
@@ -215,32 +224,33 @@ class Transform:
         options = self._nlp()
         if options is None:
             return self._local_tokens
-        if self._client is None:
+        client = self.__dict__.get("_client")  # opened on first use, not in __init__ (which only stores parameters)
+        if client is None:
             from aiforge.nlp import NlpClient, NlpClientConfig
 
             config = NlpClientConfig(**options.model_dump())
-            self._client = NlpClient.from_config(config)
-        client = self._client
+            client = self._client = NlpClient.from_config(config)
         return lambda texts: client.tokenize(texts)
 
     def _local_tokens(self, texts: list[str]) -> list[list[str]]:
         from aiforge.nlp import simple_tokenize, tokenize
 
-        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        cache: dict[str, list[str]] = self.__dict__.setdefault("_cache", {})
+        todo = [t for t in dict.fromkeys(texts) if t not in cache]
         # Kiwi takes seconds to load; texts without Hangul never reach it (see nlp.analyze), so skip it for them
         korean = [t for t in todo if _HANGUL.search(t)]
         if korean:
-            self._cache.update(zip(korean, tokenize(korean), strict=True))
+            cache.update(zip(korean, tokenize(korean), strict=True))
         for text in todo:
-            if text not in self._cache:
-                self._cache[text] = [form for form, _ in simple_tokenize(text)]
-        return [self._cache[t] for t in texts]
+            if text not in cache:
+                cache[text] = [form for form, _ in simple_tokenize(text)]
+        return [cache[t] for t in texts]
 
     def close(self) -> None:
         """Close the NLP API client, if one was opened."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        client = self.__dict__.pop("_client", None)
+        if client is not None:
+            client.close()
 
     def transform(
         self, data: pa.Table | pa.RecordBatch | Mapping[str, Any], tokenizer: Tokenizer | None = None
@@ -266,6 +276,14 @@ class Transform:
             out[:, at : at + block.shape[1]] = block  # float64 -> float32 once, in place
             at += block.shape[1]
         return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """The names of the output columns (``feature_names_``), as scikit-learn transformers give them.
+
+        ``input_features`` is accepted for scikit-learn's API and ignored: the names come from the feature specs.
+        """
+        self._check_fitted()
+        return np.asarray(self.feature_names_, dtype=object)
 
     def transform_record(self, record: Mapping[str, Any]) -> np.ndarray:
         """Features of one JSON record, shape ``(D,)``, float32: exactly the training features of that row.
