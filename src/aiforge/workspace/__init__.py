@@ -1,11 +1,13 @@
-"""The workspace (``AIFORGE_HOME``): the catalog of snapshots and reports, and the snapshot writer.
+"""The workspace (``AIFORGE_HOME``): the catalog of snapshots and reports, the snapshot writer, the model store.
 
 Every stage writes through here: :class:`Workspace` names, versions and lists what exists; :mod:`.writer` stages
-Parquet parts and their manifest and renames them into place, so a crash never leaves half a snapshot.
+Parquet parts and their manifest and renames them into place, so a crash never leaves half a snapshot;
+:class:`ModelStore` (:mod:`.models`) owns the model repository layout ``<name>/<version>/model.onnx``.
 """
 
 from __future__ import annotations
 
 from aiforge.workspace.catalog import Snapshot, Workspace, check_name, parse_ref, write_atomic
+from aiforge.workspace.models import ModelStore, StagedVersion
 
-__all__ = ["Snapshot", "Workspace", "check_name", "parse_ref", "write_atomic"]
+__all__ = ["ModelStore", "Snapshot", "StagedVersion", "Workspace", "check_name", "parse_ref", "write_atomic"]
