@@ -87,6 +87,23 @@ def test_settings_model_repo_errors(tmp_path: Path, repo: Path) -> None:
         ServeSettings(model_repo=repo, model="empty")
 
 
+def test_settings_version_is_a_number_of_the_repository(repo: Path) -> None:
+    assert ServeSettings(model_repo=repo, model="Churn_Model", version="2").version == "2"
+    assert ServeSettings(model_repo=repo, model="Churn_Model", version="02").version == "2"  # the same folder
+    (repo / "Churn_Model" / "10").mkdir()  # no model.onnx: not a version to serve
+    with pytest.raises(InvalidInput, match=r"  version: 'Churn_Model' has no version 10 in .*; versions there: 1, 2$"):
+        ServeSettings(model_repo=repo, model="Churn_Model", version="10")
+    for version in ("0", "-1", "1.5", ""):
+        with pytest.raises(InvalidInput, match=r"  version: a version is a positive integer such as '1' \(got "):
+            ServeSettings(model_repo=repo, model="Churn_Model", version=version)
+
+
+def test_settings_model_name_must_be_a_folder_name(repo: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"  model: a model name is a folder name: letters, digits, '_', '.', '-', "
+                       r"starting alphanumeric \(got '\.\./Churn_Model'\)$"):
+        ServeSettings(model_repo=repo, model="../Churn_Model")
+
+
 def test_settings_from_yaml(tmp_path: Path, repo: Path) -> None:
     config = tmp_path / "serve.yaml"
     config.write_text("model_repo: models\nmodel: Churn_Model\nreplicas: 2\nmemory: 2Gi\n")

@@ -200,3 +200,25 @@ def test_non_tensor_output_is_refused(tmp_path: Path, onnx_repo: Path, digits_x:
     with pytest.raises(InvalidInput, match=r"^model 'digits' version 1: 'output_probability' has type "
                                            r"seq\(map\(int64,tensor\(float\)\)\); only tensors can be served"):
         ModelRepository.load(onnx_repo)
+
+
+def test_what_a_killed_export_or_a_hand_made_repository_leaves_is_read_as_before(onnx_repo: Path) -> None:
+    (onnx_repo / "digits" / ".staging-3-123-abc").mkdir()  # a staging folder whose writer died
+    (onnx_repo / ".staging").mkdir()
+    (onnx_repo / "fixed" / "1").rename(onnx_repo / "fixed" / "01")
+    repo = ModelRepository.load(onnx_repo)
+    assert repo.names() == ["digits", "fixed"]
+    assert repo.versions("digits") == ["1", "2"]
+    assert repo.versions("fixed") == ["1"]
+    assert repo.get("fixed").path == onnx_repo / "fixed" / "01" / "model.onnx"
+
+
+def test_a_repository_written_by_the_model_store_is_served(tmp_path: Path, onnx_repo: Path) -> None:
+    from aiforge.workspace import ModelStore
+
+    store = ModelStore(tmp_path / "written")
+    for version in ("1", "2"):
+        store.write_version("digits", (onnx_repo / "digits" / version / "model.onnx").read_bytes())
+    repo = ModelRepository.load(store.root)
+    assert repo.versions("digits") == ["1", "2"]
+    assert repo.get("digits").path == store.model_file("digits", 2)

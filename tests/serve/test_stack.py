@@ -198,3 +198,39 @@ def test_cli_serve_up_prints_urls_and_stops_on_sigterm(iris_repo: tuple[Path, An
             if psutil.pid_exists(pid):
                 psutil.Process(pid).kill()
     assert servers and _gone(servers)
+
+
+# -- the curl example (what `serve up` prints) ----------------------------------------------------------------------
+
+
+def test_curl_example_spells_out_one_row_of_the_models_input(iris_repo: tuple[Path, Any, np.ndarray],
+                                                             tmp_path: Path) -> None:
+    repo, _, _ = iris_repo
+    ports = _ports()
+    aps = f"http://127.0.0.1:{ports['aps_port']}"
+    stack = Stack(ServeSettings(model_repo=repo, model="iris", **ports), tmp_path)  # nothing started
+    assert stack.curl_example() == (f"curl -s -X POST {aps}/predict -H 'Content-Type: application/json' "
+                                    "-d '{\"instances\": [[0.0, 0.0, 0.0, 0.0]]}'")
+    stack = Stack(ServeSettings(model_repo=repo, model="iris", version="1", token_env="IRIS_TOKEN", **ports), tmp_path)
+    assert stack.curl_example() == (f"curl -s -X POST {aps}/predict -H 'Content-Type: application/json' "
+                                    "-H \"Authorization: Bearer $IRIS_TOKEN\" "
+                                    "-d '{\"instances\": [[0.0, 0.0, 0.0, 0.0]]}'")
+    stack = Stack(ServeSettings(model_repo=repo, model="iris", handler="h.py:H", **ports), tmp_path)
+    assert stack.curl_example() == (f"curl -s -X POST {aps}/predict -H 'Content-Type: application/json' "
+                                    "-d @payload.json")
+
+
+def test_curl_example_without_a_readable_width(iris_repo: tuple[Path, Any, np.ndarray], tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from aiforge.workspace import ModelStore
+
+    store = ModelStore(tmp_path / "models")
+    store.write_version("broken", b"this is not an ONNX model")
+    rng = np.random.default_rng(0)
+    wide = rng.standard_normal((80, 65)).astype(np.float32)
+    export_sklearn(LinearRegression().fit(wide, wide[:, 0]), store.root, n_features=65, name="wide")
+    ports = _ports()
+    for model in ("broken", "wide"):  # unreadable, or too wide to spell out: the row is left to the user
+        stack = Stack(ServeSettings(model_repo=store.root, model=model, **ports), tmp_path)
+        assert stack.curl_example().endswith("-d '{\"instances\": [[...]]}'"), model

@@ -62,34 +62,6 @@ def _settings(config: Path | None, **options: Any) -> ServeSettings:
     return ServeSettings(**given)
 
 
-def _curl(settings: ServeSettings, aps_url: str) -> str:
-    """A request that works against the default handler: one row of zeros as wide as the model's input."""
-    auth = f" -H \"Authorization: Bearer ${settings.token_env}\"" if settings.token_env else ""
-    if settings.handler is not None:
-        return f"curl -s -X POST {aps_url}/predict -H 'Content-Type: application/json'{auth} -d @payload.json"
-    width = _input_width(settings)
-    row = "[" + ", ".join(["0.0"] * width) + "]" if width else "[...]"
-    return (
-        f"curl -s -X POST {aps_url}/predict -H 'Content-Type: application/json'{auth} "
-        f"-d '{{\"instances\": [{row}]}}'"
-    )
-
-
-def _input_width(settings: ServeSettings) -> int | None:
-    from aiforge.serve.deploy.settings import model_versions
-
-    try:
-        import onnx
-
-        version = settings.version or model_versions(settings.model_repo, settings.model)[-1]
-        graph = onnx.load(str(settings.model_repo / settings.model / version / "model.onnx")).graph
-        dims = graph.input[0].type.tensor_type.shape.dim
-        width = dims[1].dim_value if len(dims) == 2 else 0
-    except Exception:  # only for the example line; the servers report real problems
-        return None
-    return int(width) if 0 < width <= 64 else None
-
-
 @serve_app.command("up")
 def serve_up(
     model: ModelArg = None,
@@ -140,7 +112,7 @@ def serve_up(
         typer.echo(f"  APS        {stack.urls['aps']}/predict   (docs: {stack.urls['aps']}/docs)")
         typer.echo(f"  inference  {stack.urls['inference_http']}/v2   {stack.urls['inference_grpc']}")
         typer.echo(f"  logs       {stack.log_dir}")
-        typer.echo(f"try: {_curl(settings, stack.urls['aps'])}")
+        typer.echo(f"try: {stack.curl_example()}")
         typer.echo("Ctrl-C to stop")
         while stack.alive():
             time.sleep(0.5)

@@ -2,7 +2,8 @@
 
 Every export is verified before it lands: ONNX Runtime runs the written file on sample inputs and its outputs must
 match the source model's within 1e-4, so a converter that silently changes a model fails here, not in production.
-Files are written to a temporary name and renamed into place, so a failed export never leaves a half-written model.
+A file is written under a temporary name, a new version of a repository model in a staging folder
+(:class:`aiforge.workspace.models.ModelStore`), and renamed into place, so a failed export never leaves half a model.
 
 Both exporters name the input ``input`` (float32, first dimension dynamic, so the inference server can batch).
 scikit-learn classifiers get plain tensor outputs ``label`` and ``probabilities`` (no ZipMap); regressors ``variable``;
@@ -16,29 +17,39 @@ PyTorch modules ``output``::
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aiforge.errors import InvalidInput, NotFittedError
-from aiforge.serve.deploy.settings import model_versions
+from aiforge.workspace.models import ModelStore
 
 __all__ = ["add_model", "export_sklearn", "export_torch"]
 
 TOLERANCE = 1e-4
 OPSET = 17
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 # -- where the file goes ----------------------------------------------------------------------------------------------
 
 
-def _destination(path_or_repo: str | os.PathLike[str], name: str | None, version: int | str | None) -> Path:
+@dataclass(frozen=True)
+class _Destination:
+    """Where an export lands: ``file``, which is version ``version`` of model ``name`` when ``store`` is set."""
+
+    file: Path
+    store: ModelStore | None = None
+    name: str = ""
+    version: int = 0
+
+
+def _destination(path_or_repo: str | os.PathLike[str], name: str | None, version: int | str | None) -> _Destination:
+    """Check where the model goes before any work is done, so a bad name or taken version fails fast."""
     target = Path(path_or_repo).expanduser()
     if name is None:
         if version is not None:
@@ -48,45 +59,32 @@ def _destination(path_or_repo: str | os.PathLike[str], name: str | None, version
                 f"{target} is a folder; pass name='<model>' to add the model to that model repository, "
                 "or a file path such as model.onnx"
             )
-        return target
-    if not _NAME.match(name):
-        raise InvalidInput(
-            f"model name {name!r} is not a folder name; use letters, digits, '_', '.', '-' (starting alphanumeric)"
-        )
-    if target.exists() and not target.is_dir():
-        raise InvalidInput(f"model repository {target} is a file; pass a folder (it is created if missing)")
-    existing = model_versions(target, name)
-    if version is None:
-        number = int(existing[-1]) + 1 if existing else 1
-    else:
-        text = str(version)
-        if not (text.isdigit() and int(text) > 0):
-            raise InvalidInput(f"version must be a positive integer such as 1; got {version!r}")
-        number = int(text)
-        if str(number) in existing:
-            raise InvalidInput(
-                f"model {name!r} already has version {number} in {target}; pass another version, "
-                f"or none to add version {int(existing[-1]) + 1}"
-            )
-    return target / name / str(number) / "model.onnx"
+        return _Destination(file=target)
+    store = ModelStore(target)
+    number = store.next_version(name, version)
+    return _Destination(store.model_file(name, number), store, name, number)
 
 
-def _write_verified(data: bytes, dest: Path, check: Callable[[Path], None]) -> Path:
-    created = not dest.parent.exists()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".model-", suffix=".onnx.tmp", dir=dest.parent)
+def _write_verified(data: bytes, dest: _Destination, check: Callable[[Path], None]) -> Path:
+    """Write ``data`` where ``dest`` says once ``check`` accepts it; a failed check leaves nothing behind."""
+    if dest.store is not None:
+        return dest.store.write_version(dest.name, data, version=dest.version, check=check)
+    file = dest.file
+    created = not file.parent.exists()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".model-", suffix=".onnx.tmp", dir=file.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         check(tmp)
-        tmp.replace(dest)
+        tmp.replace(file)
     except BaseException:
         tmp.unlink(missing_ok=True)
-        if created and not any(dest.parent.iterdir()):
-            dest.parent.rmdir()  # leave no empty version folder behind
+        if created and not any(file.parent.iterdir()):
+            file.parent.rmdir()  # leave no empty folder behind
         raise
-    return dest
+    return file
 
 
 def add_model(

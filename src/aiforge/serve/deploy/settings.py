@@ -26,8 +26,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from aiforge._yaml import read_yaml
 from aiforge.errors import InvalidInput
+from aiforge.workspace.models import LAYOUT, MODEL_FILE, ModelStore, check_model_name, parse_version
 
-__all__ = ["ServeSettings", "model_versions", "token_from_env"]
+__all__ = ["ServeSettings", "token_from_env"]
 
 
 def token_from_env(name: str | None) -> str | None:
@@ -51,35 +52,8 @@ def token_from_env(name: str | None) -> str | None:
 
 _MEMORY = re.compile(r"^[1-9][0-9]*(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DNS_1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SOURCE: ContextVar[str] = ContextVar("serve_settings_source", default="(arguments)")
-
-
-def model_versions(root: Path, model: str) -> list[str]:
-    """The versions of ``model`` in the repository ``root`` that hold a ``model.onnx``, oldest first.
-
-    Parameters
-    ----------
-    root : Path
-        The model repository: ``root/<model>/<version>/model.onnx`` with positive integer versions.
-    model : str
-        The model's folder name.
-
-    Returns
-    -------
-    list of str
-        Version folder names sorted numerically; empty when the model folder is missing or holds no model.
-    """
-    folder = root / model
-    if not folder.is_dir():
-        return []
-    found = [
-        child.name
-        for child in folder.iterdir()
-        if child.name.isdigit() and int(child.name) > 0 and (child / "model.onnx").is_file()
-    ]
-    return sorted(found, key=int)
 
 
 def _format_errors(exc: ValidationError, source: str) -> str:
@@ -142,7 +116,7 @@ class ServeSettings(BaseModel):
     --------
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
-    >>> (root / "mlp" / "1").mkdir(parents=True); _ = (root / "mlp" / "1" / "model.onnx").write_bytes(b"")
+    >>> _ = ModelStore(root).write_version("mlp", b"")  # settings check the layout, not the model
     >>> ServeSettings(model_repo=root, model="mlp", replicas=2).threads
     1
     >>> ServeSettings(model_repo=root, model="mlp", replicas=0)
@@ -281,16 +255,22 @@ class ServeSettings(BaseModel):
     @field_validator("model")
     @classmethod
     def _model(cls, value: str) -> str:
-        if not _MODEL_NAME.match(value):
-            raise ValueError("a model name is a folder name: letters, digits, '_', '.', '-', starting alphanumeric")
-        return value
+        try:
+            return check_model_name(value)
+        except InvalidInput:
+            raise ValueError(
+                "a model name is a folder name: letters, digits, '_', '.', '-', starting alphanumeric"
+            ) from None
 
     @field_validator("version")
     @classmethod
     def _version(cls, value: str | None) -> str | None:
-        if value is not None and not (value.isdigit() and int(value) > 0):
-            raise ValueError("a version is a positive integer such as '1'")
-        return value
+        if value is None:
+            return None
+        try:
+            return str(parse_version(value))  # '01' and '1' name the same version folder
+        except InvalidInput:
+            raise ValueError("a version is a positive integer such as '1'") from None
 
     @field_validator("image")
     @classmethod
@@ -312,7 +292,7 @@ class ServeSettings(BaseModel):
         value = value.expanduser().resolve()
         if not value.is_dir():
             raise ValueError(
-                "the model repository must be an existing folder laid out as <model>/<version>/model.onnx"
+                f"the model repository must be an existing folder laid out as {LAYOUT}"
             )
         return value
 
@@ -322,18 +302,18 @@ class ServeSettings(BaseModel):
         if len(set(ports.values())) < len(ports):
             shown = ", ".join(f"{key}={value}" for key, value in ports.items())
             raise ValueError(f"aps_port, http_port and grpc_port must all differ; got {shown}")
-        versions = model_versions(self.model_repo, self.model)
+        store = ModelStore(self.model_repo)
+        versions = store.versions(self.model)
         if not versions:
-            present = sorted(
-                child.name for child in self.model_repo.iterdir() if model_versions(self.model_repo, child.name)
-            )
+            present = [name for name in store.names() if store.versions(name)]
             raise ValueError(
                 f"model: {self.model!r} is not in the model repository {self.model_repo} (no "
-                f"{self.model}/<version>/model.onnx); models there: {', '.join(present) or 'none'}"
+                f"{self.model}/<version>/{MODEL_FILE}); "
+                f"models there: {', '.join(present) or 'none'}"
             )
-        if self.version is not None and self.version not in versions:
+        if self.version is not None and int(self.version) not in versions:
             raise ValueError(
                 f"version: {self.model!r} has no version {self.version} in {self.model_repo}; "
-                f"versions there: {', '.join(versions)}"
+                f"versions there: {', '.join(str(version) for version in versions)}"
             )
         return self

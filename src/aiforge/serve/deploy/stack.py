@@ -27,8 +27,9 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
-from aiforge.errors import ServiceError
+from aiforge.errors import AiforgeError, ServiceError
 from aiforge.serve.deploy.settings import ServeSettings
+from aiforge.workspace.models import ModelStore
 
 __all__ = ["Stack", "aps_args", "inference_args", "up"]
 
@@ -171,6 +172,24 @@ class Stack:
         """``inference-0``, ``aps-1``, ...: the replica's name (its log file is ``log_dir/<name>.log``)."""
         return self._names.get(process.pid, str(process.pid))
 
+    def curl_example(self) -> str:
+        """A ``curl`` command that calls the APS's ``/predict``, to print for a user who just started the stack.
+
+        With the default handler it sends one row of zeros as wide as the model's 2-D input (``[...]`` when the width
+        is unknown or above 64); with a custom handler it posts ``@payload.json``, since only the handler knows its
+        request format. With ``token_env`` it passes ``$TOKEN_ENV`` as the bearer token, never the token.
+        """
+        settings, aps_url = self.settings, self.urls["aps"]
+        auth = f" -H \"Authorization: Bearer ${settings.token_env}\"" if settings.token_env else ""
+        if settings.handler is not None:
+            return f"curl -s -X POST {aps_url}/predict -H 'Content-Type: application/json'{auth} -d @payload.json"
+        width = _row_width(settings)
+        row = "[" + ", ".join(["0.0"] * width) + "]" if width else "[...]"
+        return (
+            f"curl -s -X POST {aps_url}/predict -H 'Content-Type: application/json'{auth} "
+            f"-d '{{\"instances\": [{row}]}}'"
+        )
+
     def alive(self) -> bool:
         """Whether every process is still running."""
         return bool(self.processes) and all(process.poll() is None for process in self.processes)
@@ -207,6 +226,24 @@ class Stack:
     def __repr__(self) -> str:
         state = "running" if self.alive() else "stopped"
         return f"Stack({self.settings.model!r}, {len(self.processes)} processes, {state}, aps={self.urls['aps']})"
+
+
+def _row_width(settings: ServeSettings) -> int | None:
+    """The columns of the served model's 2-D input (1 to 64), read from the ONNX graph; ``None`` otherwise."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    store = ModelStore(settings.model_repo)
+    try:
+        version = settings.version or store.latest(settings.model)
+        graph = onnx.load(str(store.model_file(settings.model, version)), load_external_data=False).graph
+    except (OSError, DecodeError, AiforgeError):  # only the example line needs it; the servers report a model
+        return None  # that cannot be read
+    if not graph.input:
+        return None
+    dims = graph.input[0].type.tensor_type.shape.dim
+    width = dims[1].dim_value if len(dims) == 2 else 0
+    return int(width) if 0 < width <= 64 else None
 
 
 @atexit.register

@@ -1,6 +1,6 @@
 """The model repository: ONNX models by name and version on disk, loaded into ONNX Runtime sessions.
 
-Layout (Triton's, so a repository moves between servers unchanged)::
+The layout (Triton's, so a repository moves between servers unchanged) is :mod:`aiforge.workspace.models`'s::
 
     MODEL_REPO/
       digits/
@@ -24,6 +24,7 @@ import numpy as np
 
 from aiforge.errors import InvalidInput, ModelNotFound, NotFound
 from aiforge.serve.protocol import DATATYPES
+from aiforge.workspace.models import LAYOUT, MODEL_FILE, ModelStore
 
 __all__ = ["ModelConfig", "ModelRepository", "ModelVersion", "TensorSpec"]
 
@@ -43,8 +44,6 @@ _ORT_TYPES = {
     "tensor(double)": "FP64",
     "tensor(string)": "BYTES",
 }
-_MODEL_FILE = "model.onnx"
-_CONFIG_FILE = "config.yaml"
 
 
 @dataclass(frozen=True)
@@ -298,39 +297,39 @@ class ModelRepository:
             The folder holds no model, a model has no version, a ``config.yaml`` has an unknown key or a bad value,
             or a ``model.onnx`` cannot be loaded.
         """
-        root = Path(root).expanduser()
+        store = ModelStore(root)
+        root = store.root
         if not root.is_dir():
             raise NotFound(
-                f"model repository {root} does not exist or is not a folder; expected {root}/<model>/<version>/"
-                f"{_MODEL_FILE} (aiforge.serve.deploy.export_sklearn or export_torch writes one)"
+                f"model repository {root} does not exist or is not a folder; expected {root}/{LAYOUT} "
+                f"(aiforge.serve.deploy.export_sklearn or export_torch writes one)"
             )
         if overrides:
             ModelConfig.from_dict({k: v for k, v in overrides.items() if v is not None}, "overrides")
         models: dict[str, dict[str, ModelVersion]] = {}
-        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            config_path = folder / _CONFIG_FILE
+        for name in store.names():
+            config_path = store.config_file(name)
             config = ModelConfig()
             if config_path.exists():
                 config = ModelConfig.from_dict(_read_config(config_path), str(config_path))
             config = config.merged(overrides)
-            versions = [p for p in folder.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
-            if not versions:
+            folders = store.version_dirs(name)
+            if not folders:
                 raise InvalidInput(
-                    f"model {folder.name!r} in {root} has no version folder; expected {folder}/1/{_MODEL_FILE}"
+                    f"model {name!r} in {root} has no version folder; expected {store.model_file(name, 1)}"
                 )
             loaded: dict[str, ModelVersion] = {}
-            for version_dir in versions:
-                model_file = version_dir / _MODEL_FILE
+            for number, folder in folders.items():
+                model_file = store.model_file(name, number)
                 if not model_file.is_file():
                     raise InvalidInput(
-                        f"model {folder.name!r} version {version_dir.name} has no {_MODEL_FILE}; expected {model_file}"
+                        f"model {name!r} version {folder.name} has no {MODEL_FILE}; expected {model_file}"
                     )
-                version = str(int(version_dir.name))
-                loaded[version] = ModelVersion(folder.name, version, model_file, config)
-            models[folder.name] = loaded
+                loaded[str(number)] = ModelVersion(name, str(number), model_file, config)
+            models[name] = loaded
         if not models:
             raise InvalidInput(
-                f"model repository {root} holds no model; expected {root}/<model>/<version>/{_MODEL_FILE}"
+                f"model repository {root} holds no model; expected {root}/{LAYOUT}"
             )
         return cls(models, root)
 
