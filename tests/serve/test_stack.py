@@ -200,7 +200,7 @@ def test_cli_serve_up_prints_urls_and_stops_on_sigterm(iris_repo: tuple[Path, An
     assert servers and _gone(servers)
 
 
-# -- the curl example (what `serve up` prints) ----------------------------------------------------------------------
+# -- the curl example and supervision (what `serve up` prints and runs) ----------------------------------------------
 
 
 def test_curl_example_spells_out_one_row_of_the_models_input(iris_repo: tuple[Path, Any, np.ndarray],
@@ -234,3 +234,59 @@ def test_curl_example_without_a_readable_width(iris_repo: tuple[Path, Any, np.nd
     for model in ("broken", "wide"):  # unreadable, or too wide to spell out: the row is left to the user
         stack = Stack(ServeSettings(model_repo=store.root, model=model, **ports), tmp_path)
         assert stack.curl_example().endswith("-d '{\"instances\": [[...]]}'"), model
+
+
+def test_supervise_stops_everything_on_sigterm(iris_repo: tuple[Path, Any, np.ndarray]) -> None:
+    import os
+    import signal
+
+    from aiforge.serve.deploy.supervise import supervise
+
+    repo, _, _ = iris_repo
+    settings = ServeSettings(model_repo=repo, model="iris", **_ports())
+    events: list[str] = []
+    pids: set[int] = set()
+    handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+
+    def ready(stack: Stack) -> None:
+        events.append("ready")
+        pids.update(p.pid for p in stack.processes)
+        os.kill(os.getpid(), signal.SIGTERM)  # as a service manager stops `serve up`
+
+    assert supervise(settings, wait_s=60, on_ready=ready, on_stopping=lambda: events.append("stopping")) is None
+    assert events == ["ready", "stopping"]
+    assert len(pids) == 2 and _gone(pids)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
+
+
+def test_supervise_stops_the_others_when_one_process_exits(iris_repo: tuple[Path, Any, np.ndarray]) -> None:
+    from aiforge.serve.deploy.supervise import supervise
+
+    repo, _, _ = iris_repo
+    settings = ServeSettings(model_repo=repo, model="iris", **_ports())
+    stacks: list[Stack] = []
+
+    def ready(stack: Stack) -> None:
+        stacks.append(stack)
+        inference = next(p for p in stack.processes if stack.name_of(p) == "inference-0")
+        inference.kill()
+
+    with pytest.raises(ServiceError, match=r"^inference-0 exited with code -9; stopping the others\. Its last "
+                                           r"output:\n"):
+        supervise(settings, wait_s=60, on_ready=ready, on_stopping=lambda: pytest.fail("not an interrupt"))
+    (stack,) = stacks
+    assert [stack.name_of(p) for p in stack.processes] == ["aps-0", "inference-0"]
+    assert stack.processes[0].returncode == 0  # the APS was stopped gracefully
+    assert _gone({p.pid for p in stack.processes})
+
+
+def test_supervise_passes_start_up_failures_on(tmp_path: Path) -> None:
+    from aiforge.serve.deploy.supervise import supervise
+    from aiforge.workspace import ModelStore
+
+    ModelStore(tmp_path / "models").write_version("broken", b"this is not an ONNX model")
+    settings = ServeSettings(model_repo=tmp_path / "models", model="broken", **_ports())
+    before = _children()
+    with pytest.raises(ServiceError, match=r"^inference-0 exited with code 1 while starting 'broken'"):
+        supervise(settings, wait_s=60, on_ready=lambda stack: pytest.fail("never ready"))
+    assert _children() - before == set()

@@ -11,6 +11,7 @@ from aiforge.cli._app import serve_app
 
 if TYPE_CHECKING:
     from aiforge.serve.deploy.settings import ServeSettings
+    from aiforge.serve.deploy.stack import Stack
 
 __all__ = ["serve_export", "serve_up"]
 
@@ -87,11 +88,7 @@ def serve_up(
 
     Example: aiforge serve up churn --model-repo ./models --handler handler.py:Churn --replicas 2
     """
-    import signal
-    import time
-
-    from aiforge.errors import ServiceError
-    from aiforge.serve.deploy.stack import up
+    from aiforge.serve.deploy.supervise import supervise
 
     settings = _settings(
         config, model=model, model_repo=model_repo, version=version, handler=handler, replicas=replicas, cpus=cpus,
@@ -99,13 +96,7 @@ def serve_up(
         max_queue_delay_ms=max_queue_delay_ms, token_env=token_env,
     )
 
-    def terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # SIGTERM stops the servers as Ctrl-C does
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    stack = None
-    try:
-        stack = up(settings, wait_s=wait_s)
+    def ready(stack: Stack) -> None:
         each = f"{settings.replicas} replica{'s' if settings.replicas > 1 else ''} each"
         typer.echo(f"serving {settings.model!r} from {settings.model_repo} ({each}, {settings.threads} "
                    f"ONNX Runtime thread{'s' if settings.threads > 1 else ''} per inference replica)")
@@ -114,25 +105,8 @@ def serve_up(
         typer.echo(f"  logs       {stack.log_dir}")
         typer.echo(f"try: {stack.curl_example()}")
         typer.echo("Ctrl-C to stop")
-        while stack.alive():
-            time.sleep(0.5)
-        dead = next(p for p in stack.processes if p.poll() is not None)
-        raise ServiceError(
-            f"{stack.name_of(dead)} exited with code {dead.returncode}; stopping the others. Its last output:\n"
-            f"{stack.log_tail(dead)}"
-        )
-    except KeyboardInterrupt:
-        typer.echo("stopping ...", err=True)
-    finally:
-        # a second Ctrl-C or SIGTERM must not interrupt the shutdown half-way and leave servers behind
-        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            if stack is not None:
-                stack.stop()
-        finally:
-            signal.signal(signal.SIGINT, previous_int)
-            signal.signal(signal.SIGTERM, previous)
+
+    supervise(settings, wait_s=wait_s, on_ready=ready, on_stopping=lambda: typer.echo("stopping ...", err=True))
 
 
 @serve_app.command("export")

@@ -8,9 +8,9 @@ a load tester and a capacity planner::
     with up(ServeSettings(model_repo="models", model="digits")) as stack:  # inference server + APS
         print(loadtest(stack.urls["aps"] + "/predict", {"instances": [[0.0] * 64]}, concurrency=8, duration_s=3))
 
-Four wings: inference/ (the ONNX server), aps/ (the front server), deploy/ (settings, stack, manifests, export)
-and sizing/ (load test, capacity planner). Names load on first use, so ``import aiforge.serve`` does not import
-ONNX Runtime, gRPC or FastAPI.
+Four wings: inference/ (the ONNX server), aps/ (the front server), deploy/ (settings, stack, supervise, manifests,
+export) and sizing/ (load test, capacity planner). Names load on first use, so ``import aiforge.serve`` does not
+import ONNX Runtime, gRPC or FastAPI.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from aiforge.serve.deploy.manifests import k8s_manifests, kserve_manifest, write_manifests
     from aiforge.serve.deploy.settings import ServeSettings
     from aiforge.serve.deploy.stack import Stack, up
+    from aiforge.serve.deploy.supervise import supervise
     from aiforge.serve.inference.engine import InferenceEngine
     from aiforge.serve.inference.repository import ModelConfig, ModelRepository, ModelVersion
     from aiforge.serve.inference.server import create_grpc_server, create_inference_app, run_inference_server
@@ -68,6 +69,7 @@ __all__ = [
     "predictor_from_url",
     "run_aps_server",
     "run_inference_server",
+    "supervise",
     "up",
     "write_manifests",
     "write_plot",
@@ -110,5 +112,6 @@ __getattr__, __dir__ = lazy_names(
         "ServeSettings": "aiforge.serve.deploy.settings",
         "Stack": "aiforge.serve.deploy.stack",
         "up": "aiforge.serve.deploy.stack",
+        "supervise": "aiforge.serve.deploy.supervise",
     },
 )

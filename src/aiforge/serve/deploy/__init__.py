@@ -1,4 +1,5 @@
-"""Deployment: serve settings, the local stack (`serve up`), Kubernetes/KServe manifests and the model exporters."""
+"""Deployment: serve settings, the local stack (`serve up`) and its supervision, Kubernetes/KServe manifests and the
+model exporters."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from aiforge.serve.deploy.manifests import k8s_manifests, kserve_manifest, write_manifests
     from aiforge.serve.deploy.settings import ServeSettings
     from aiforge.serve.deploy.stack import Stack, up
+    from aiforge.serve.deploy.supervise import supervise
 
 __all__ = [
     "ServeSettings",
@@ -20,6 +22,7 @@ __all__ = [
     "export_torch",
     "k8s_manifests",
     "kserve_manifest",
+    "supervise",
     "up",
     "write_manifests",
 ]
@@ -34,6 +37,7 @@ __getattr__, __dir__ = lazy_names(
         "k8s_manifests": "aiforge.serve.deploy.manifests",
         "kserve_manifest": "aiforge.serve.deploy.manifests",
         "up": "aiforge.serve.deploy.stack",
+        "supervise": "aiforge.serve.deploy.supervise",
         "write_manifests": "aiforge.serve.deploy.manifests",
     },
 )
