@@ -134,7 +134,7 @@ def test_next_version_in_a_file_is_refused(tmp_path: Path) -> None:
         ModelStore(tmp_path / "repo").next_version("m")
 
 
-@pytest.mark.parametrize("version", [0, -1, "0", "", "v1", "1.0", " 1", "\u00b2", 1.0, True, None, [1]])
+@pytest.mark.parametrize("version", [0, -1, "0", "", "v1", "1.0", " 1", "1\n", "\u00b2", 1.0, True, None, [1]])
 def test_bad_versions(version: object) -> None:
     with pytest.raises(InvalidInput, match=f"^version must be a positive integer such as 1; got "
                                            f"{re.escape(repr(version))}$"):
@@ -146,7 +146,7 @@ def test_good_versions(version: int | str, number: int) -> None:
     assert parse_version(version) == number
 
 
-@pytest.mark.parametrize("name", ["", ".hidden", "..", "a/b", "-x", "_x", "a b", "caf\u00e9/x", 3, None])
+@pytest.mark.parametrize("name", ["", ".hidden", "..", "a/b", "-x", "_x", "a b", "a\n", "caf\u00e9/x", 3, None])
 def test_bad_names_for_writing(name: object, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=f"^{re.escape(BAD_NAME.format(name))}$"):
         check_model_name(name)  # type: ignore[arg-type]

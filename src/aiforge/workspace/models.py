@@ -32,15 +32,7 @@ from pathlib import Path
 
 from aiforge.errors import InvalidInput, ModelNotFound, WorkspaceError
 
-__all__ = [
-    "CONFIG_FILE",
-    "LAYOUT",
-    "MODEL_FILE",
-    "ModelStore",
-    "StagedVersion",
-    "check_model_name",
-    "parse_version",
-]
+__all__ = ["CONFIG_FILE", "LAYOUT", "MODEL_FILE", "ModelStore", "StagedVersion", "check_model_name", "parse_version"]
 
 #: The file that holds one version of a model: ``MODEL_REPO/<name>/<version>/model.onnx``.
 MODEL_FILE = "model.onnx"
@@ -49,8 +41,8 @@ CONFIG_FILE = "config.yaml"
 #: The layout in words, for messages that tell a user what a repository must hold.
 LAYOUT = f"<model>/<version>/{MODEL_FILE}"
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_DIGITS = re.compile(r"^[0-9]+$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # used with fullmatch: '$' would let a trailing newline in
+_DIGITS = re.compile(r"[0-9]+")
 _STAGING_PREFIX = ".staging-"
 
 
@@ -68,7 +60,7 @@ def check_model_name(name: str) -> str:
     ...
     aiforge.errors.InvalidInput: model name 'a/b' is not a folder name; use letters, digits, '_', '.', '-' (starting alphanumeric)
     """  # noqa: E501 (a doctest's expected line cannot be wrapped)
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInput(
             f"model name {name!r} is not a folder name; use letters, digits, '_', '.', '-' (starting alphanumeric)"
         )
@@ -93,7 +85,7 @@ def parse_version(version: int | str) -> int:
     aiforge.errors.InvalidInput: version must be a positive integer such as 1; got 'v2'
     """
     integral = isinstance(version, numbers.Integral) and not isinstance(version, bool)
-    digits = isinstance(version, str) and _DIGITS.match(version) is not None
+    digits = isinstance(version, str) and _DIGITS.fullmatch(version) is not None
     number = int(version) if integral or digits else 0
     if number < 1:
         raise InvalidInput(f"version must be a positive integer such as 1; got {version!r}")
@@ -224,7 +216,7 @@ class ModelStore:
             return {}
         found: dict[int, Path] = {}
         for entry in folder.iterdir():
-            if not (_DIGITS.match(entry.name) and entry.is_dir()):
+            if not (_DIGITS.fullmatch(entry.name) and entry.is_dir()):
                 continue
             number = int(entry.name)
             if number > 0 and (number not in found or entry.name == str(number)):
