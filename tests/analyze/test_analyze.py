@@ -307,8 +307,10 @@ def test_errors_are_clear(tmp_path: Path, workspace):
     pq.write_table(table.slice(0, 0), empty)
     with pytest.raises(EmptyResult, match=r"empty.parquet has no rows"):
         analyze(str(empty))
-    with pytest.raises(InvalidInput, match=r"sample_rows must be a positive integer, got 0"):
+    with pytest.raises(InvalidInput, match=r"^sample_rows must be a positive integer; got 0$"):
         analyze(table, sample_rows=0)
+    with pytest.raises(InvalidInput, match=r"^seed must be an integer >= 0; got -1$"):
+        analyze(table, seed=-1)
     with pytest.raises(InvalidInput, match=r"cannot analyze an object of type int"):
         analyze(42)
 

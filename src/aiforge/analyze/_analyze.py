@@ -11,6 +11,7 @@ import datetime as dt
 import html as htmllib
 import json as jsonlib
 import os
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aiforge._progress import progress as progress_bar
+from aiforge._validation import Interval, validate_params
 from aiforge._version import __version__
 from aiforge.analyze import _issues, _leaks, _sampling, _stats
-from aiforge.errors import ColumnNotFound, InvalidInput, WorkspaceError
+from aiforge.errors import ColumnNotFound, WorkspaceError
 from aiforge.workspace import write_atomic
 
 __all__ = ["Report", "analyze"]
 
 SCATTER_POINTS = 5_000
+_CONSTRAINTS: dict[str, list[Any]] = {
+    "sample_rows": [Interval(Integral, 1, None, closed="left")],
+    "seed": [Interval(Integral, 0, None, closed="left")],
+    "exact": ["boolean"],
+}
 
 
 class Report:
@@ -246,8 +253,7 @@ def analyze(
     >>> report.column("age")["mean"]["value"], report.sample["exact"]
     (30.0, True)
     """
-    if isinstance(sample_rows, bool) or not isinstance(sample_rows, int) or sample_rows < 1:
-        raise InvalidInput(f"sample_rows must be a positive integer, got {sample_rows!r}")
+    validate_params({"sample_rows": sample_rows, "seed": seed, "exact": exact}, _CONSTRAINTS)
     with progress_bar("analyze", total=5, enabled=progress) as bar:
         bar.update(description="reading metadata")
         source = _sampling.open_source(data, workspace)

@@ -61,7 +61,7 @@ def test_streaming_and_bad_arguments() -> None:
     assert (r.missing_predictions, r.detection.recall, r.detection.precision) == (("x",), 0.0, 0.0)
     with pytest.raises(InvalidInput, match="image 'x' was already added"):
         m.update([], [], name="x")
-    with pytest.raises(InvalidInput, match=r"iou_threshold must be in \(0, 1\]; got 0"):
+    with pytest.raises(InvalidInput, match=r"^iou_threshold must be a number with 0 < iou_threshold <= 1; got 0$"):
         Cascade(iou_threshold=0)
     with pytest.raises(InvalidInput, match=r"1 prediction\(s\) have no ground truth: b"):
         cascade({}, {"b": []})
@@ -92,8 +92,13 @@ def test_evaluate_dirs_errors(tmp_path: Path) -> None:
     pred = _write(tmp_path / "pred", {"a.txt": "0 0 9 0 9 9 0 9##::OK\n", "z.txt": ""})
     with pytest.raises(InvalidInput, match=r"1 prediction file\(s\) in .*pred have no GT file in .*gt: z.txt; add "):
         evaluate_dirs(gt, pred)
-    with pytest.raises(InvalidInput, match="unknown OCR metric 'iou'; expected 'popeval', 'cascade' or 'all'"):
+    with pytest.raises(InvalidInput, match=r"^metric must be 'popeval', 'cascade' or 'all'; got 'iou'$"):
         evaluate_dirs(gt, gt, metric="iou")  # type: ignore[arg-type]
+    # every option is checked before a file is read
+    with pytest.raises(InvalidInput, match=r"^iou_threshold must be a number with 0 < iou_threshold <= 1; got 2$"):
+        evaluate_dirs(tmp_path / "missing", gt, iou_threshold=2)
+    with pytest.raises(InvalidInput, match=r"^fmt must be 'auto', 'reference', 'icdar2013', 'icdar2015' or 'polyg"):
+        evaluate_dirs(tmp_path / "missing", gt, fmt="csv")  # type: ignore[arg-type]
     ev = evaluate_dirs(gt, gt, metric="cascade")
     assert ev.popeval is None and ev.cascade is not None and ev.cascade.wem.hmean == 1.0
     assert evaluate_dirs(gt, gt).cascade is None

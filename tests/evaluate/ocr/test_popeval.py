@@ -127,12 +127,14 @@ def test_streaming_equals_batch_and_missing_predictions_count_as_missed() -> Non
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(InvalidInput, match="unknown PopEval mode 'fast'; expected 'reference' or 'paper'"):
+    with pytest.raises(InvalidInput, match=r"^mode must be 'reference' or 'paper'; got 'fast'$"):
         popeval(GT, GT, mode="fast")  # type: ignore[arg-type]
-    with pytest.raises(InvalidInput, match="unknown ties option 'any'"):
+    with pytest.raises(InvalidInput, match=r"^ties must be 'each', 'split' or None; got 'any'$"):
         popeval(GT, GT, ties="any")  # type: ignore[arg-type]
-    with pytest.raises(InvalidInput, match="unknown normalization 'NFX'"):
+    with pytest.raises(InvalidInput, match=r"^normalization must be None, 'NFC', 'NFKC', 'NFD' or 'NFKD'; got 'NFX'$"):
         popeval(GT, GT, normalization="NFX")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match=r"^ordered must be True or False; got 'yes'$"):
+        PopEval(ordered="yes")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match=r"1 prediction\(s\) have no ground truth: z"):
         popeval({"a": GT}, {"a": GT, "z": GT})
     with pytest.raises(InvalidInput, match="both be mappings"):

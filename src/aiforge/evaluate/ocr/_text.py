@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Literal
+from typing import Any, Literal
+
+from aiforge._validation import Options
 
 Normalization = Literal["NFC", "NFKC", "NFD", "NFKD"] | None
+
+#: The declared constraints of the text options that PopEval and the cascade share.
+TEXT_OPTIONS: dict[str, list[Any]] = {
+    "case_sensitive": ["boolean"],
+    "normalization": [None, Options("NFC", "NFKC", "NFD", "NFKD")],
+    "strip_special": ["boolean"],
+    "dont_care": [str, None],
+}
 
 # The characters ICDAR's end-to-end scripts strip from the start and end of words before comparing them.
 SPECIAL_CHARACTERS = "!?.:,*\"()·[]/'"

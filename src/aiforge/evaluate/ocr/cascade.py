@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any, ClassVar
 
 import numpy as np
 import shapely
 
+from aiforge._validation import Interval, validate_params
 from aiforge.errors import InvalidInput
 from aiforge.evaluate.ocr._geometry import outside_dont_care
 from aiforge.evaluate.ocr._pairing import score_images
-from aiforge.evaluate.ocr._text import Normalization, edit_distance, normalize_text
+from aiforge.evaluate.ocr._text import TEXT_OPTIONS, Normalization, edit_distance, normalize_text
 from aiforge.evaluate.ocr.formats import Box, polygons
 
 __all__ = ["Cascade", "CascadeCounts", "CascadeResult", "CascadeScores", "cascade"]
@@ -131,13 +134,17 @@ class Cascade:
     0.75
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "iou_threshold": [Interval(Real, 0, 1, closed="right")],
+        **TEXT_OPTIONS,
+    }
+
     def __init__(self, *, iou_threshold: float = 0.5, case_sensitive: bool = True,
                  normalization: Normalization = None, strip_special: bool = False,
                  dont_care: str | None = "###") -> None:
-        if not 0 < iou_threshold <= 1:
-            raise InvalidInput(f"iou_threshold must be in (0, 1]; got {iou_threshold}")
-        if normalization not in (None, "NFC", "NFKC", "NFD", "NFKD"):
-            raise InvalidInput(f"unknown normalization {normalization!r}; expected None, 'NFC' or 'NFKC'")
+        validate_params({"iou_threshold": iou_threshold, "case_sensitive": case_sensitive,
+                         "normalization": normalization, "strip_special": strip_special, "dont_care": dont_care},
+                        self._parameter_constraints)
         self.iou_threshold = iou_threshold
         self.dont_care = dont_care
         self._norm: dict[str, object] = {"case_sensitive": case_sensitive, "normalization": normalization,

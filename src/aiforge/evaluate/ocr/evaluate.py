@@ -5,17 +5,25 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from aiforge._validation import Options, validate_params
 from aiforge.errors import InvalidInput
 from aiforge.evaluate.ocr._text import Normalization
-from aiforge.evaluate.ocr.cascade import CascadeResult, cascade
-from aiforge.evaluate.ocr.formats import Format, read_dir
-from aiforge.evaluate.ocr.popeval import Mode, PopEvalResult, Ties, popeval
+from aiforge.evaluate.ocr.cascade import Cascade, CascadeResult, cascade
+from aiforge.evaluate.ocr.formats import FORMATS, Format, read_dir
+from aiforge.evaluate.ocr.popeval import Mode, PopEval, PopEvalResult, Ties, popeval
 
 __all__ = ["OCREvaluation", "evaluate_dirs"]
 
 Metric = Literal["popeval", "cascade", "all"]
+# every option is checked before any file is read
+_CONSTRAINTS: dict[str, list[Any]] = {
+    "metric": [Options("popeval", "cascade", "all")],
+    "fmt": [Options(*FORMATS)],
+    **PopEval._parameter_constraints,
+    **Cascade._parameter_constraints,
+}
 
 
 @dataclass(frozen=True)
@@ -86,8 +94,10 @@ def evaluate_dirs(gt_dir: str | Path, pred_dir: str | Path, *, metric: Metric = 
     >>> ev.popeval.hmean, ev.cascade.wem.hmean
     (1.0, 1.0)
     """
-    if metric not in ("popeval", "cascade", "all"):
-        raise InvalidInput(f"unknown OCR metric {metric!r}; expected 'popeval', 'cascade' or 'all'")
+    validate_params({"metric": metric, "fmt": fmt, "mode": mode, "ties": ties, "positive_area": positive_area,
+                     "ordered": ordered, "case_sensitive": case_sensitive, "normalization": normalization,
+                     "strip_special": strip_special, "iou_threshold": iou_threshold, "dont_care": dont_care},
+                    _CONSTRAINTS)
     gt = read_dir(gt_dir, fmt=fmt)
     pred = read_dir(pred_dir, fmt=fmt)
     extra = sorted(set(pred) - set(gt))

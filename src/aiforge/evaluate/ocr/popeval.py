@@ -13,14 +13,15 @@ import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import shapely
 
+from aiforge._validation import Options, validate_params
 from aiforge.errors import InvalidInput
 from aiforge.evaluate.ocr._geometry import outside_dont_care
 from aiforge.evaluate.ocr._pairing import score_images
-from aiforge.evaluate.ocr._text import Normalization, normalize_text, pop_multiset, pop_ordered
+from aiforge.evaluate.ocr._text import TEXT_OPTIONS, Normalization, normalize_text, pop_multiset, pop_ordered
 from aiforge.evaluate.ocr.formats import Box, polygons
 
 __all__ = ["ImageCounts", "PopEval", "PopEvalResult", "popeval"]
@@ -255,15 +256,21 @@ class PopEval:
     0.857
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "mode": [Options("reference", "paper")],
+        "ties": [Options("each", "split"), None],
+        "positive_area": ["boolean", None],
+        "ordered": ["boolean"],
+        **TEXT_OPTIONS,
+    }
+
     def __init__(self, *, mode: Mode = "reference", ties: Ties | None = None, positive_area: bool | None = None,
                  ordered: bool = False, case_sensitive: bool = True, normalization: Normalization = None,
                  strip_special: bool = False, dont_care: str | None = "###") -> None:
-        if mode not in ("reference", "paper"):
-            raise InvalidInput(f"unknown PopEval mode {mode!r}; expected 'reference' or 'paper'")
-        if ties not in (None, "each", "split"):
-            raise InvalidInput(f"unknown ties option {ties!r}; expected 'each' (the reference) or 'split'")
-        if normalization not in (None, "NFC", "NFKC", "NFD", "NFKD"):
-            raise InvalidInput(f"unknown normalization {normalization!r}; expected None, 'NFC' or 'NFKC'")
+        # a streaming metric, not an estimator: its options are resolved once, here
+        validate_params({"mode": mode, "ties": ties, "positive_area": positive_area, "ordered": ordered,
+                         "case_sensitive": case_sensitive, "normalization": normalization,
+                         "strip_special": strip_special, "dont_care": dont_care}, self._parameter_constraints)
         paper = mode == "paper"
         self.mode = mode
         self._options = _Options(
