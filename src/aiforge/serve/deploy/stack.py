@@ -310,7 +310,7 @@ def up(settings: ServeSettings, *, wait_s: float = 60.0, log_dir: str | os.PathL
 
 def _replica_ready(stack: Stack, process: subprocess.Popen[bytes]) -> bool:
     """Whether the replica has printed its ready line (replicas share ports, so only their own logs tell them apart)."""
-    from aiforge.serve._http import READY_PREFIX
+    from aiforge._server import READY_PREFIX
 
     try:
         log = stack._logs[process.pid].read_bytes()
