@@ -29,7 +29,7 @@ from aiforge.workspace.writer import PartWriter, bernoulli_sample, data_manifest
 __all__ = ["dump"]
 
 log = logging.getLogger(__name__)
-_CONSTRAINTS = {
+_CONSTRAINTS: dict[str, list[Any]] = {
     "sample_fraction": [Interval(Real, 0, 1, closed="right"), None],
     "seed": [Interval(Integral, 0, None, closed="left")],
 }
