@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,15 +132,15 @@ def test_service_tokenizes_a_list(service: str) -> None:
 
 
 def test_service_health_and_metrics(service: str) -> None:
-    assert httpx.get(service + "/health/live").json() == {"status": "live"}
-    assert httpx.get(service + "/health/ready").json() == {"status": "ready"}
+    assert httpx.get(service + "/health/live").json() == {"live": True}
+    assert httpx.get(service + "/health/ready").json() == {"ready": True}
     before = metric(service, "aiforge_nlp_texts_total")
     httpx.post(service + "/v1/tokenize", json={"texts": ["a", "b", "c"]})
     text = httpx.get(service + "/metrics").text
     assert metric(service, "aiforge_nlp_texts_total") == before + 3
-    assert 'aiforge_nlp_requests_total{status="200"}' in text
-    assert 'aiforge_nlp_request_seconds_bucket{le="+Inf"}' in text
-    assert "aiforge_nlp_ready 1" in text
+    assert 'aiforge_nlp_requests_total{route="/v1/tokenize",status="200"}' in text
+    assert 'aiforge_nlp_latency_seconds_bucket{le="+Inf",stage="total"}' in text
+    assert "aiforge_nlp_ready 1.0" in text
 
 
 @pytest.mark.parametrize(
@@ -151,10 +152,14 @@ def test_service_health_and_metrics(service: str) -> None:
         (b'{"pos": true}', 400, r"^texts: Field required"),
         (
             b'{"texts": [' + b",".join([b'"x"'] * (MAX_TEXTS + 1)) + b"]}",
-            413,
+            400,
             r"^21 texts in one request; at most 20",
         ),
-        (b'{"texts": ["' + b"x" * 5000 + b'"]}', 413, r"^request body is larger than 4096 bytes"),
+        (
+            b'{"texts": ["' + b"x" * 5000 + b'"]}',
+            413,
+            r"^the request body is larger than 4096 bytes; send fewer texts$",
+        ),
     ],
 )
 def test_service_rejects_bad_requests_with_json(service: str, body: bytes, status: int, error: str) -> None:
@@ -162,6 +167,78 @@ def test_service_rejects_bad_requests_with_json(service: str, body: bytes, statu
     assert r.status_code == status
     assert list(r.json()) == ["error"]
     assert re.search(error, r.json()["error"]), r.json()
+
+
+class SlowAnalyzer:
+    """Answers like the real analyzer once ``release`` is set; counts the calls that are waiting."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.waiting = 0
+
+    def analyze(self, texts: list[str]) -> list[list[tuple[str, str]]]:
+        self.waiting += 1
+        self.release.wait(30)
+        return [[(text, "SL")] for text in texts]
+
+
+def test_service_over_max_in_flight_is_503_with_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiforge.nlp._service as service_module
+
+    slow = SlowAnalyzer()
+    monkeypatch.setattr(service_module, "get_analyzer", lambda user_dict: slow)
+    with NlpServer(create_nlp_app(max_in_flight=1)) as server:
+        first: list[httpx.Response] = []
+        thread = threading.Thread(
+            target=lambda: first.append(httpx.post(server.url + "/v1/tokenize", json={"texts": ["a"]}, timeout=30))
+        )
+        thread.start()
+        for _ in range(3000):  # wait until the first request is inside the analyzer
+            if slow.waiting:
+                break
+            threading.Event().wait(0.01)
+        refused = httpx.post(server.url + "/v1/tokenize", json={"texts": ["b"]})
+        slow.release.set()
+        thread.join(30)
+        text = httpx.get(server.url + "/metrics").text
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json() == {
+        "error": "the NLP API is at its limit of 1 requests in flight; retry after the Retry-After seconds"
+    }
+    assert first[0].json() == {"tokens": [["a"]]}
+    assert 'aiforge_nlp_requests_total{route="/v1/tokenize",status="503"} 1.0' in text
+
+
+def test_service_while_loading_and_after_a_failed_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiforge.nlp._service as service_module
+
+    loaded = threading.Event()
+
+    def load(user_dict: object) -> object:
+        loaded.wait(30)
+        raise InvalidInput("user dictionary words.tsv, line 1: unknown tag 'XYZ'")
+
+    monkeypatch.setattr(service_module, "get_analyzer", load)
+    with NlpServer(create_nlp_app(), ready_path=None) as server:
+        ready = httpx.get(server.url + "/health/ready")
+        busy = httpx.post(server.url + "/v1/tokenize", json={"texts": ["a"]})
+        assert (ready.status_code, ready.headers["retry-after"], ready.json()) == (503, "1", {"ready": False})
+        assert (busy.status_code, busy.headers["retry-after"], busy.json()) == (
+            503, "1", {"error": "the analyzer is still loading; retry shortly"})
+        assert httpx.get(server.url + "/health/live").json() == {"live": True}
+        loaded.set()
+        for _ in range(3000):
+            failed = httpx.get(server.url + "/health/ready")
+            if "error" in failed.json():
+                break
+            threading.Event().wait(0.01)
+        broken = httpx.post(server.url + "/v1/tokenize", json={"texts": ["a"]})
+        assert "aiforge_nlp_ready 0.0" in httpx.get(server.url + "/metrics").text
+    message = "analyzer failed to load: user dictionary words.tsv, line 1: unknown tag 'XYZ'"
+    assert (failed.status_code, failed.json()) == (503, {"error": message})
+    assert "retry-after" not in failed.headers
+    assert (broken.status_code, broken.json()) == (503, {"error": message})
 
 
 def test_create_app_validates_limits() -> None:
@@ -208,7 +285,7 @@ def test_client_does_not_retry_a_refused_batch(service: str) -> None:
         pytest.raises(ServiceError) as info,
     ):
         client.tokenize([f"t{i}" for i in range(MAX_TEXTS + 1)])
-    assert f"NLP API at {service}/v1/tokenize refused a batch of 21 texts with status 413" in str(info.value)
+    assert f"NLP API at {service}/v1/tokenize refused a batch of 21 texts with status 400" in str(info.value)
     assert client.stats.requests == 1
 
 

@@ -114,7 +114,7 @@ class RunningServer:
 def run_server(repo: Path | InferenceEngine, *, token: str | None = None, batching: bool = True,
                overrides: dict[str, Any] | None = None) -> Iterator[RunningServer]:
     """Run an inference server (REST + gRPC) in a background thread with its own event loop; stop it on exit."""
-    from aiforge.serve._http import ServerMetrics
+    from aiforge._server import ServerMetrics
     from aiforge.serve.inference.repository import ModelRepository
     from aiforge.serve.inference.server import create_grpc_server, create_inference_app
 
@@ -133,39 +133,13 @@ def run_server(repo: Path | InferenceEngine, *, token: str | None = None, batchi
 
 @contextlib.contextmanager
 def serving_in_thread(name: str, app: Any, **options: Any) -> Iterator[None]:
-    """Run ``aiforge.serve._http.serve(app, **options)`` in a thread with its own event loop, as the servers run in
+    """Run ``aiforge._server.serve(app, **options)`` in a thread with its own event loop, as the servers run in
     their processes; return once it accepts requests, stop it gracefully on exit."""
-    from aiforge.serve._http import serve
-    from aiforge.serve.inference.server import _loop_factory
+    from aiforge._server import ServerThread
 
-    started = threading.Event()
-    state: dict[str, Any] = {}
-
-    async def main() -> None:
-        state["loop"] = asyncio.get_running_loop()
-        state["stop"] = stop = asyncio.Event()
-        await serve(app, on_started=started.set, stop=stop, **options)
-
-    def target() -> None:
-        try:
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                runner.run(main())
-        except BaseException as exc:
-            state["error"] = exc
-        finally:
-            started.set()
-
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    started.wait(30)
-    if "error" in state:
-        raise state["error"]
-    try:
+    port = options.pop("port")
+    with ServerThread(app, port=port, name=name, **options):
         yield
-    finally:
-        if "loop" in state and thread.is_alive():
-            state["loop"].call_soon_threadsafe(state["stop"].set)
-        thread.join(30)
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def aps(
 
     Example: aiforge serve aps handler.py:Churn --predictor grpc://127.0.0.1:8081 --model churn
     """
-    from aiforge.serve._http import READY_PREFIX
+    from aiforge._server import READY_PREFIX
     from aiforge.serve.aps.server import run_aps_server
     from aiforge.serve.deploy.settings import token_from_env
 

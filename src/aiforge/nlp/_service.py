@@ -5,24 +5,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
-from aiforge.errors import AiforgeError, InvalidInput, ServiceError
+from aiforge._server import (
+    InFlightLimit,
+    ServerMetrics,
+    ServerThread,
+    add_server_routes,
+    error_response,
+    json_response,
+    read_body,
+    run,
+    serve,
+    too_large_parts,
+)
+from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
 from aiforge.nlp._tokenize import Analyzer, get_analyzer
 
 __all__ = ["NlpServer", "TokenizeRequest", "TokenizeResponse", "create_nlp_app", "serve_nlp"]
-
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class TokenizeRequest(BaseModel):
@@ -37,57 +45,6 @@ class TokenizeResponse(BaseModel):
 
     tokens: list[list[str]]
     tags: list[list[str]] | None = None
-
-
-class _Metrics:
-    """Counters in the Prometheus text format; a lock keeps them right across the threadpool."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[int, int] = {}
-        self.texts = 0
-        self.latency_counts = [0] * (len(_LATENCY_BUCKETS) + 1)
-        self.latency_sum = 0.0
-
-    def observe(self, status: int, n_texts: int, seconds: float) -> None:
-        with self._lock:
-            self.requests[status] = self.requests.get(status, 0) + 1
-            self.texts += n_texts
-            self.latency_sum += seconds
-            index = next((i for i, b in enumerate(_LATENCY_BUCKETS) if seconds <= b), len(_LATENCY_BUCKETS))
-            self.latency_counts[index] += 1
-
-    def render(self, ready: bool) -> str:
-        with self._lock:
-            lines = [
-                "# HELP aiforge_nlp_requests_total Requests to /v1/tokenize by HTTP status.",
-                "# TYPE aiforge_nlp_requests_total counter",
-                *(
-                    f'aiforge_nlp_requests_total{{status="{s}"}} {n}'
-                    for s, n in sorted(self.requests.items())
-                ),
-                "# HELP aiforge_nlp_texts_total Texts tokenized.",
-                "# TYPE aiforge_nlp_texts_total counter",
-                f"aiforge_nlp_texts_total {self.texts}",
-                "# HELP aiforge_nlp_request_seconds Time spent answering /v1/tokenize.",
-                "# TYPE aiforge_nlp_request_seconds histogram",
-            ]
-            cumulative = 0
-            for bound, count in zip([*map(str, _LATENCY_BUCKETS), "+Inf"], self.latency_counts, strict=True):
-                cumulative += count
-                lines.append(f'aiforge_nlp_request_seconds_bucket{{le="{bound}"}} {cumulative}')
-            lines += [
-                f"aiforge_nlp_request_seconds_sum {self.latency_sum:.6f}",
-                f"aiforge_nlp_request_seconds_count {cumulative}",
-                "# HELP aiforge_nlp_ready 1 once the analyzer is loaded.",
-                "# TYPE aiforge_nlp_ready gauge",
-                f"aiforge_nlp_ready {int(ready)}",
-            ]
-        return "\n".join(lines) + "\n"
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -107,11 +64,13 @@ def create_nlp_app(
 
     Routes: ``POST /v1/tokenize`` (``{"texts": [...], "pos": false}`` → ``{"tokens": [[...], ...]}``, plus
     ``"tags"`` when ``pos`` is true), ``GET /health/live``, ``GET /health/ready`` (503 until the analyzer is
-    loaded), ``GET /metrics`` (Prometheus text: requests by status, texts, latency histogram).
+    loaded), ``GET /metrics`` (Prometheus text: ``aiforge_nlp_requests_total{route,status}``,
+    ``aiforge_nlp_texts_total``, ``aiforge_nlp_latency_seconds{stage="total"}``, ``aiforge_nlp_ready``).
 
-    Errors are JSON ``{"error": "..."}``: 400 for a malformed body, 413 for more than ``max_texts`` texts or
-    a body over ``max_body_bytes``, 503 with ``Retry-After`` while loading or when ``max_in_flight`` requests
-    are already being answered.
+    Errors are JSON ``{"error": "..."}`` with the status of the error table in :mod:`aiforge.errors`, like every
+    aiforge server: 400 for a malformed body or more than ``max_texts`` texts, 413 for a body over
+    ``max_body_bytes``, 503 with ``Retry-After`` while loading or when ``max_in_flight`` requests are already
+    being answered, 503 when the analyzer failed to load.
 
     Parameters
     ----------
@@ -150,14 +109,27 @@ def create_nlp_app(
         from aiforge.nlp._tokenize import read_user_dict
 
         read_user_dict(user_dict)  # fail now, naming the bad line, not on the first request
-    metrics = _Metrics()
-    state: dict[str, Any] = {"analyzer": None, "error": None, "in_flight": 0}
+    from prometheus_client import Counter, Gauge
+
+    metrics = ServerMetrics("aiforge_nlp")
+    texts_total = Counter("aiforge_nlp_texts", "Texts tokenized.", registry=metrics.registry)
+    ready_gauge = Gauge("aiforge_nlp_ready", "1 once the analyzer is loaded.", registry=metrics.registry)
+    latency = metrics.stage("total")
+    limit = InFlightLimit(max_in_flight, name="the NLP API")
+    state: dict[str, Any] = {"analyzer": None, "error": None}
 
     def load() -> None:
         try:
             state["analyzer"] = get_analyzer(user_dict)
         except AiforgeError as exc:  # surfaced by /health/ready
             state["error"] = str(exc)
+
+    def ready() -> bool:
+        if state["error"]:
+            raise ServiceError(f"analyzer failed to load: {state['error']}")
+        return state["analyzer"] is not None
+
+    metrics.add_collect_hook(lambda: ready_gauge.set(int(state["analyzer"] is not None)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,68 +143,35 @@ def create_nlp_app(
         summary="Tokenize many texts per request: Kiwi for Korean, a Unicode word splitter for other text.",
         lifespan=lifespan,
     )
+    add_server_routes(app, ready=ready, metrics=metrics)
 
-    @app.get("/health/live")
-    def live() -> dict[str, str]:
-        return {"status": "live"}
-
-    @app.get("/health/ready", response_model=None)
-    def ready() -> dict[str, str] | JSONResponse:
-        if state["error"]:
-            return _error(503, f"analyzer failed to load: {state['error']}")
-        if state["analyzer"] is None:
-            return _error(503, "loading the Kiwi model", {"Retry-After": "1"})
-        return {"status": "ready"}
-
-    @app.get("/metrics", response_class=PlainTextResponse)
-    def metrics_route() -> str:
-        return metrics.render(state["analyzer"] is not None)
-
-    async def read_body(request: Request) -> bytes | None:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-            return None
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def answer(request: Request) -> tuple[JSONResponse, int]:
-        body = await read_body(request)
+    async def answer(request: Request) -> tuple[Response, int]:
+        body = await read_body(request.scope, request.receive, max_body_bytes)
         if body is None:
-            return _error(413, f"request body is larger than {max_body_bytes} bytes; send fewer texts"), 0
+            status, payload, _ = too_large_parts(max_body_bytes, "send fewer texts")
+            return Response(payload, status, media_type="application/json"), 0
         try:
-            payload = json.loads(body)
+            parsed = TokenizeRequest.model_validate(json.loads(body))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(400, f'body is not valid JSON ({exc}); expected {{"texts": [str, ...]}}'), 0
-        try:
-            parsed = TokenizeRequest.model_validate(payload)
+            raise InvalidInput(f'body is not valid JSON ({exc}); expected {{"texts": [str, ...]}}') from None
         except ValidationError as exc:
-            return _error(400, _validation_message(exc)), 0
+            raise InvalidInput(_validation_message(exc)) from None
         n = len(parsed.texts)
         if n > max_texts:
-            return _error(
-                413, f"{n} texts in one request; at most {max_texts} are allowed, send smaller batches"
-            ), 0
+            raise InvalidInput(f"{n} texts in one request; at most {max_texts} are allowed, send smaller batches")
         analyzer: Analyzer | None = state["analyzer"]
         if analyzer is None:
-            return _error(503, "the analyzer is still loading; retry shortly", {"Retry-After": "1"}), 0
-        if state["in_flight"] >= max_in_flight:
-            return _error(503, "too many requests in flight; retry shortly", {"Retry-After": "1"}), 0
-        state["in_flight"] += 1  # only the event loop thread touches this counter
-        try:
+            if state["error"]:
+                raise ServiceError(f"analyzer failed to load: {state['error']}")
+            raise Overloaded("the analyzer is still loading; retry shortly", 1.0)
+        with limit:  # only the event loop thread counts, so no lock
             analyzed = await run_in_threadpool(analyzer.analyze, parsed.texts)
-        finally:
-            state["in_flight"] -= 1
         # A plain dict in TokenizeResponse's shape: validating thousands of token lists again would cost more
         # than tokenizing short texts.
         result: dict[str, list[list[str]]] = {"tokens": [[form for form, _ in tokens] for tokens in analyzed]}
         if parsed.pos:
             result["tags"] = [[tag for _, tag in tokens] for tokens in analyzed]
-        return JSONResponse(result), n
+        return json_response(result), n
 
     @app.post(
         "/v1/tokenize",
@@ -244,10 +183,15 @@ def create_nlp_app(
             }
         },
     )
-    async def tokenize_route(request: Request) -> JSONResponse:
+    async def tokenize_route(request: Request) -> Response:
         start = time.perf_counter()
-        response, n_texts = await answer(request)
-        metrics.observe(response.status_code, n_texts, time.perf_counter() - start)
+        try:
+            response, n_texts = await answer(request)
+        except Exception as exc:
+            response, n_texts = error_response(exc), 0
+        metrics.count("/v1/tokenize", response.status_code)
+        texts_total.inc(n_texts)
+        latency.observe(time.perf_counter() - start)
         return response
 
     return app
@@ -278,14 +222,14 @@ def serve_nlp(
     --------
     >>> serve_nlp("127.0.0.1", 8000, user_dict="words.tsv")  # doctest: +SKIP
     """
-    import uvicorn
-
     app = create_nlp_app(user_dict, max_texts=max_texts)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+    run(serve(app, host=host, port=port, grace_s=10.0, log_level=log_level))
 
 
-class NlpServer:
-    """Run an ASGI app with uvicorn in a background thread, e.g. the NLP API in a test, benchmark or notebook.
+class NlpServer(ServerThread):
+    """Run an ASGI app in a background thread, e.g. the NLP API in a test, benchmark or notebook.
+
+    The server kit's threaded runner: uvicorn in its own event loop, stopped gracefully (requests in flight finish).
 
     Parameters
     ----------
@@ -311,49 +255,29 @@ class NlpServer:
         port: int = 0,
         ready_path: str | None = "/health/ready",
     ) -> None:
-        self.app, self.host, self.port, self.ready_path = app, host, port, ready_path
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        super().__init__(app, host=host, port=port, name="nlp-server", grace_s=5.0, lifespan="auto")
+        self.ready_path = ready_path
 
     def start(self, timeout: float = 60.0) -> NlpServer:
-        import httpx
-        import uvicorn
+        """Start the server; return once it listens and ``ready_path`` answers 200.
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=5)
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # signals belong to the main thread's owner
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
+        Raises
+        ------
+        ServiceError
+            The server stopped while starting, or ``ready_path`` did not answer 200 within ``timeout`` seconds.
+        """
+        import httpx
+
         deadline = time.monotonic() + timeout
-        path = self.ready_path or "/health/live"
+        super().start(timeout)
+        if self.ready_path is None:
+            return self
         while time.monotonic() < deadline:
-            if not self._thread.is_alive():
+            if not self.running:
                 raise ServiceError(f"the server on {self.url} stopped while starting; see the log above")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + path, timeout=1.0).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=1.0).status_code == 200:
                     return self
             time.sleep(0.05)
         self.stop()
-        raise ServiceError(f"the server on {self.url} did not answer {path} within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        """Ask uvicorn to finish the requests in flight and exit; wait for its thread."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=15)
-        self._server = self._thread = None
-
-    def __enter__(self) -> NlpServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        raise ServiceError(f"the server on {self.url} did not answer {self.ready_path} within {timeout:.0f} s")

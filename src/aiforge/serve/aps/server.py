@@ -9,9 +9,10 @@ answers ``handler.postprocess``'s JSON::
 Reliability: every request has an overall deadline (``timeout_s``; past it the answer is 503, even when the
 inference server accepted the connection and never replied); at most ``max_in_flight`` requests are processed at
 once and the next ones get 503 with ``Retry-After`` at once, so memory stays flat under overload. Errors are JSON
-``{"error": "..."}``: 400 for bad input (the handler's or the inference server's message; a ``ValueError``,
-``KeyError`` or ``TypeError`` from ``preprocess`` counts as bad input), 404 for an unknown model, 503 when the
-inference server is down, slow or overloaded, 500 when the handler fails otherwise.
+``{"error": "..."}`` with the status of the error table in :mod:`aiforge.errors`: 400 for bad input (the handler's
+or the inference server's message; a ``ValueError``, ``KeyError`` or ``TypeError`` from ``preprocess`` counts as bad
+input), 404 for an unknown model, 503 when the inference server is down, slow or overloaded, 500 when the handler
+fails otherwise.
 
 The hot path is lean on purpose (the APS hop must cost well under a millisecond): ``POST /predict`` is a plain ASGI
 endpoint dispatched before FastAPI's routing, the body goes straight to orjson, ``preprocess``/``postprocess`` run
@@ -37,9 +38,19 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aiforge._server import (
+    BearerAuth,
+    InFlightLimit,
+    ServerMetrics,
+    add_server_routes,
+    error_parts,
+    read_body,
+    run,
+    send_json,
+    serve,
+)
 from aiforge._version import __version__
 from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
-from aiforge.serve._http import BearerAuth, ServerMetrics, error_response
 from aiforge.serve.aps.handler import Context, Handler, load_handler
 from aiforge.serve.aps.predictor import Predictor, predictor_from_url
 from aiforge.serve.protocol import InferRequest, Tensor
@@ -84,28 +95,6 @@ def _as_request(inputs: Any, request_id: str) -> InferRequest:
     return InferRequest(tensors, id=request_id)
 
 
-async def _read_body(receive: Any) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    while message.get("more_body", False):
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ServiceError("the client disconnected before sending the whole body")
-        chunks.append(message.get("body", b""))
-    return b"".join(chunks)
-
-
-async def _send(send: Any, status: int, body: bytes, request_id: str,
-                extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"x-request-id", request_id.encode("latin-1")), *extra]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 class _ApsApp(FastAPI):
     """FastAPI for docs, health and metrics; ``POST /predict`` goes straight to the APS, past FastAPI's routing."""
 
@@ -128,16 +117,18 @@ class _Aps:
         self.model = model
         self.version = version
         self.timeout_s = timeout_s
-        self.max_in_flight = max_in_flight
+        self.limit = InFlightLimit(max_in_flight, name="the APS")
         self.metrics = metrics
-        self.in_flight = 0
         self.loaded = loaded
         self.blocking = bool(getattr(handler, "blocking", False))
         self.bound = False
         self._bind_lock = asyncio.Lock()
-        self._busy = orjson.dumps({"error": f"the APS is at its limit of {max_in_flight} requests in flight; "
-                                            "retry after the Retry-After seconds"})
         self._stages = {name: metrics.stage(name) for name in ("preprocess", "predict", "postprocess", "total")}
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being processed now."""
+        return self.limit.in_flight
 
     # -- start-up -------------------------------------------------------------------------------------------------
 
@@ -187,13 +178,16 @@ class _Aps:
                 break
         if not request_id:
             request_id = uuid.uuid4().hex
-        if self.in_flight >= self.max_in_flight:
-            self.metrics.count("/predict", 503)
-            await _send(send, 503, self._busy, request_id, ((b"retry-after", b"1"),))
+        ids = ((b"x-request-id", request_id.encode("latin-1")),)
+        try:
+            self.limit.acquire()
+        except Overloaded as exc:  # refused at once, before reading the body
+            status, body, extra = error_parts(exc)
+            self.metrics.count("/predict", status)
+            await send_json(send, status, body, (*ids, *extra))
             return
-        self.in_flight += 1
         start = time.perf_counter()
-        extra: tuple[tuple[bytes, bytes], ...] = ()
+        extra = []
         try:
             async with asyncio.timeout(self.timeout_s):
                 body = await self._predict(scope, receive, request_id, start)
@@ -204,20 +198,17 @@ class _Aps:
                                    "may be down or saturated")
             elif not isinstance(exc, AiforgeError):
                 log.exception("request %s failed", request_id)
-            response = error_response(exc)
-            status, body = response.status_code, bytes(response.body)
-            if isinstance(exc, Overloaded):
-                extra = ((b"retry-after", response.headers["retry-after"].encode()),)
+            status, body, extra = error_parts(exc)
         finally:
-            self.in_flight -= 1
-        await _send(send, status, body, request_id, extra)
+            self.limit.release()
+        await send_json(send, status, body, (*ids, *extra))
         self._stages["total"].observe(time.perf_counter() - start)
         self.metrics.count("/predict", status)
 
     async def _predict(self, scope: dict[str, Any], receive: Any, request_id: str, start: float) -> bytes:
         if not self.bound:
             await self.bind()
-        body = await _read_body(receive)
+        body = await read_body(scope, receive) or b""  # no size limit, so never None
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -335,15 +326,7 @@ def create_aps_app(handler: Handler, predictor: Predictor, *, model: str, versio
         start, body = responses
         return Response(body["body"], start["status"], {k.decode(): v.decode() for k, v in start["headers"]})
 
-    @app.get("/health/live", summary="The process is up")
-    async def live() -> Response:
-        return Response(b'{"live":true}', media_type=_JSON)
-
-    @app.get("/health/ready", summary="The handler is loaded and the model can be called")
-    async def ready() -> Response:
-        if await aps.ready():
-            return Response(b'{"ready":true}', media_type=_JSON)
-        return Response(b'{"ready":false}', 503, media_type=_JSON)
+    add_server_routes(app, ready=aps.ready, metrics=metrics)
 
     @app.get("/", summary="What this APS serves")
     async def info() -> Response:
@@ -351,10 +334,6 @@ def create_aps_app(handler: Handler, predictor: Predictor, *, model: str, versio
             "server": "aiforge-aps", "version": __version__, "model": model, "model_version": version,
             "handler": type(handler).__name__, "predictor": repr(predictor),
         }), media_type=_JSON)
-
-    @app.get("/metrics", summary="Prometheus metrics: latency by stage, requests by status")
-    async def prometheus() -> Response:
-        return metrics.response()
 
     app.add_middleware(BearerAuth, token=token)
     app.fast = BearerAuth(aps, token=token)  # lean path for POST /predict, same auth
@@ -394,8 +373,6 @@ def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, mo
         With ``grpc://``, send concurrent requests to the inference server together, in one call
         (:class:`~aiforge.serve.aps.coalesce.CoalescingPredictor`); a request that arrives alone is sent at once.
     """
-    from aiforge.serve._http import serve
-
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
     handler = handler_spec if isinstance(handler_spec, Handler) else load_handler(handler_spec)
@@ -413,13 +390,4 @@ def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, mo
                                    coalesce=coalesce)
     app = create_aps_app(handler, predictor, model=model, version=version, timeout_s=timeout_s, token=token,
                          max_in_flight=max_in_flight, loaded=True)
-    _run(serve(app, host=host, port=port, reuse_port=reuse_port, on_started=on_started))
-
-
-def _run(main: Any) -> None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
+    run(serve(app, host=host, port=port, reuse_port=reuse_port, on_started=on_started))

@@ -15,7 +15,7 @@ from aiforge.serve.inference.repository import ModelRepository, ModelVersion
 from aiforge.serve.protocol import InferRequest, InferResponse, Tensor
 
 if TYPE_CHECKING:
-    from aiforge.serve._http import ServerMetrics
+    from aiforge._server import ServerMetrics
 
 __all__ = ["InferenceEngine"]
 

@@ -2,44 +2,55 @@
 
 REST routes: ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``, ``/v2/models/{name}[/versions/{v}]``
 (metadata), ``.../ready``, ``POST .../infer``, ``GET /metrics``, OpenAPI docs at ``/docs``. The gRPC service is
-``inference.GRPCInferenceService`` with all six RPCs. Errors: 400 bad input, 404 unknown model or version, 503 with
-``Retry-After`` when a queue is full, 401 without the bearer token when one is set (health checks and metrics stay
-open); over gRPC ``INVALID_ARGUMENT``, ``NOT_FOUND``, ``UNAVAILABLE`` (+ ``retry-after`` trailer), ``UNAUTHENTICATED``.
+``inference.GRPCInferenceService`` with all six RPCs. Errors follow the table in :mod:`aiforge.errors`: 400 bad
+input, 404 unknown model or version, 503 with ``Retry-After`` when a queue is full; 413 for a body over 64 MiB and
+401 without the bearer token when one is set (health checks and metrics stay open); over gRPC ``INVALID_ARGUMENT``,
+``NOT_FOUND``, ``UNAVAILABLE`` (+ ``retry-after`` trailer), ``UNAUTHENTICATED``. The routes every server shares
+(health, metrics, auth, shutdown) come from the server kit, :mod:`aiforge._server`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from aiforge._version import __version__
-from aiforge.errors import AiforgeError, InvalidInput, NotFound, Overloaded, ServiceError
-from aiforge.serve import protocol
-from aiforge.serve._http import (
+from aiforge._server import (
     BearerAuth,
     ServerMetrics,
+    add_server_routes,
+    error_parts,
     error_response,
+    grpc_abort,
     json_response,
-    logger,
-    retry_after,
+    read_body,
+    run,
+    send_json,
     serve,
+    too_large_parts,
 )
+from aiforge._version import __version__
+from aiforge.errors import NotFound, ServiceError, grpc_code
 from aiforge.serve.inference.engine import InferenceEngine
 from aiforge.serve.inference.repository import ModelRepository
+from aiforge.serve.protocol import (
+    grpc_modules,
+    request_from_grpc,
+    request_from_json,
+    response_to_grpc,
+    response_to_json,
+)
 
 __all__ = ["create_grpc_server", "create_inference_app", "run_inference_server"]
 
 _JSON = "application/json"
 _GRPC_MAX_MESSAGE = _MAX_BODY = 64 * 1024 * 1024
-_TOO_LARGE = orjson.dumps({"error": "the request body is larger than 64 MiB; send fewer rows per request"})
+_TOO_LARGE = too_large_parts(_MAX_BODY, "send fewer rows per request")
 _INFER_BODY = {
     "requestBody": {
         "required": True,
@@ -106,13 +117,12 @@ def create_inference_app(engine: InferenceEngine, *, token: str | None = None,
 
     async def run_infer(body: bytes, model: str, version: str | None) -> tuple[int, bytes, list[Any]]:
         start = time.perf_counter()
+        headers: list[Any]
         try:
-            result = await engine.infer(protocol.request_from_json(body), model, version)
-            status, payload, headers = 200, protocol.response_to_json(result), []
+            result = await engine.infer(request_from_json(body), model, version)
+            status, payload, headers = 200, response_to_json(result), []
         except Exception as exc:
-            error = error_response(exc)
-            status, payload, headers = error.status_code, bytes(error.body), [
-                (k, v) for k, v in error.raw_headers if k == b"retry-after"]
+            status, payload, headers = error_parts(exc)
         metrics.count("infer", status)
         total.observe(time.perf_counter() - start)
         return status, payload, headers
@@ -120,31 +130,19 @@ def create_inference_app(engine: InferenceEngine, *, token: str | None = None,
     async def fast_infer(scope: dict[str, Any], receive: Any, send: Any) -> None:
         # The hot path, straight on ASGI: no routing, middleware, Request or Response objects.
         parts = scope["path"].split("/")  # "", "v2", "models", name, ["versions", v,] "infer"
-        if token:
-            value = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-            if not auth.allowed(value):
-                await auth(scope, receive, send)
-                return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > _MAX_BODY or not message.get("more_body", False):
-                break
-        headers: list[Any]
-        if size > _MAX_BODY:  # refuse without reading the rest
-            status, payload, headers = 413, _TOO_LARGE, []
+        if token and not auth.allows_scope(scope):
+            await auth.refuse(send)
+            return
+        try:
+            body = await read_body(scope, receive, _MAX_BODY)  # refuses past the limit without reading the rest
+        except ServiceError:  # the client left
+            return
+        if body is None:
+            status, payload, headers = _TOO_LARGE
             metrics.count("infer", status)
         else:
-            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             status, payload, headers = await run_infer(body, parts[3], parts[5] if len(parts) == 7 else None)
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers]})
-        await send({"type": "http.response.body", "body": payload})
+        await send_json(send, status, payload, headers)
 
     app.fast_infer = fast_infer
 
@@ -169,20 +167,11 @@ def create_inference_app(engine: InferenceEngine, *, token: str | None = None,
         return json_response({"name": model.name, "version": model.version, "ready": is_ready},
                              200 if is_ready else 503)
 
-    async def server_ready() -> Response:
-        is_ready = engine.ready()
-        return json_response({"ready": is_ready}, 200 if is_ready else 503)
-
-    async def live() -> Response:
-        return json_response({"live": True})
-
     async def server_meta() -> Response:
         return json_response(server_metadata())
 
     app.add_api_route("/v2", server_meta, methods=["GET"], summary="Server metadata")
-    for prefix in ("/v2/health", "/health"):
-        app.add_api_route(f"{prefix}/live", live, methods=["GET"], summary="Liveness")
-        app.add_api_route(f"{prefix}/ready", server_ready, methods=["GET"], summary="Readiness")
+    add_server_routes(app, ready=engine.ready, metrics=metrics, health_prefixes=("/v2/health", "/health"))
     app.add_api_route("/v2/models/{model_name}", metadata, methods=["GET"], summary="Model metadata (all versions)")
     app.add_api_route("/v2/models/{model_name}/versions/{version}", metadata, methods=["GET"],
                       summary="Model version metadata")
@@ -193,50 +182,18 @@ def create_inference_app(engine: InferenceEngine, *, token: str | None = None,
                       openapi_extra=_INFER_BODY)
     app.add_api_route("/v2/models/{model_name}/versions/{version}/infer", infer, methods=["POST"],
                       summary="Infer with one version", openapi_extra=_INFER_BODY)
-    app.add_api_route("/metrics", metrics.response, methods=["GET"], summary="Prometheus metrics")
     return app
 
 
 # ---------------------------------------------------------------------------------------------------------- gRPC
 
 
-def _grpc_status(exc: BaseException) -> Any:
-    import grpc
-
-    if isinstance(exc, InvalidInput):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, NotFound):
-        return grpc.StatusCode.NOT_FOUND
-    if isinstance(exc, ServiceError):
-        return grpc.StatusCode.UNAVAILABLE
-    return grpc.StatusCode.INTERNAL
-
-
 def _make_servicer(engine: InferenceEngine, token: str | None, metrics: ServerMetrics | None) -> Any:
-    import grpc
-
-    pb, services = protocol.grpc_modules()
+    pb, services = grpc_modules()
     auth = BearerAuth(None, token)
     repository = engine.repository
     total = metrics.stage("total") if metrics is not None else None
-
-    async def fail(context: Any, exc: BaseException) -> None:
-        trailers: tuple[tuple[str, str], ...] = ()
-        if isinstance(exc, Overloaded):
-            trailers = (("retry-after", retry_after(exc)),)
-        if isinstance(exc, AiforgeError):
-            message = str(exc)
-        else:
-            logger.error("internal error", exc_info=exc)
-            message = f"internal server error: {type(exc).__name__}: {exc}"
-        await context.abort(_grpc_status(exc), message, trailers)
-
-    async def check(context: Any) -> None:
-        if token:
-            value = next((v for k, v in context.invocation_metadata() or () if k == "authorization"), None)
-            if not auth.allowed(value):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                    "missing or wrong bearer token; send the metadata 'authorization: Bearer <token>'")
+    check = auth.check_grpc
 
     class Servicer(services.GRPCInferenceServiceServicer):  # type: ignore[name-defined]
         async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -250,7 +207,7 @@ def _make_servicer(engine: InferenceEngine, token: str | None, metrics: ServerMe
             try:
                 repository.get(request.name, request.version or None)
             except NotFound as exc:
-                await fail(context, exc)
+                await grpc_abort(context, exc)
             return pb.ModelReadyResponse(ready=engine.ready(request.name, request.version or None))
 
         async def ServerMetadata(self, request: Any, context: Any) -> Any:
@@ -262,8 +219,7 @@ def _make_servicer(engine: InferenceEngine, token: str | None, metrics: ServerMe
             try:
                 model = repository.get(request.name, request.version or None)
             except NotFound as exc:
-                await fail(context, exc)
-                raise
+                await grpc_abort(context, exc)
             document = model.metadata(repository.versions(model.name) if not request.version else None)
             tensor = pb.ModelMetadataResponse.TensorMetadata
             return pb.ModelMetadataResponse(
@@ -276,14 +232,13 @@ def _make_servicer(engine: InferenceEngine, token: str | None, metrics: ServerMe
             start = time.perf_counter()
             await check(context)
             try:
-                result = await engine.infer(protocol.request_from_grpc(request), request.model_name,
+                result = await engine.infer(request_from_grpc(request), request.model_name,
                                             request.model_version or None)
-                message = protocol.response_to_grpc(result)
+                message = response_to_grpc(result)
             except Exception as exc:
                 if metrics is not None:
-                    metrics.count("grpc_infer", _grpc_status(exc).name)
-                await fail(context, exc)
-                raise
+                    metrics.count("grpc_infer", grpc_code(exc))
+                await grpc_abort(context, exc)
             if metrics is not None and total is not None:
                 metrics.count("grpc_infer", "OK")
                 total.observe(time.perf_counter() - start)
@@ -306,7 +261,7 @@ def create_grpc_server(engine: InferenceEngine, *, port: int, token: str | None 
     """
     import grpc
 
-    _, services = protocol.grpc_modules()
+    _, services = grpc_modules()
     server = grpc.aio.server(options=[
         ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE),
         ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE),
@@ -324,14 +279,6 @@ def create_grpc_server(engine: InferenceEngine, *, port: int, token: str | None 
         raise ServiceError(f"cannot listen for gRPC on {address}; pick another --grpc-port")
     server.bound_port = bound
     return server
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        return None
-    return uvloop.new_event_loop
 
 
 def run_inference_server(
@@ -388,9 +335,5 @@ def run_inference_server(
         return create_grpc_server(engine, port=int(grpc_port or 0), token=token, reuse_port=reuse_port, host=host,
                                   metrics=metrics)
 
-    async def main() -> None:
-        await serve(app, host=host, port=port, grpc_server=grpc_server if grpc_port else None, grpc_port=grpc_port,
-                    reuse_port=reuse_port, grace_s=grace_s, on_shutdown=engine.close, on_started=on_started)
-
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(main())
+    run(serve(app, host=host, port=port, grpc_server=grpc_server if grpc_port else None, grpc_port=grpc_port,
+              reuse_port=reuse_port, grace_s=grace_s, on_shutdown=engine.close, on_started=on_started))
