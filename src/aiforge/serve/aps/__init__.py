@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 from aiforge._lazy import lazy_names
 
 if TYPE_CHECKING:
+    from aiforge.serve.aps.base import Predictor
     from aiforge.serve.aps.coalesce import CoalescingPredictor
     from aiforge.serve.aps.handler import Context, Handler, TransformHandler, load_handler
-    from aiforge.serve.aps.predictor import GrpcPredictor, LocalPredictor, Predictor, predictor_from_url
+    from aiforge.serve.aps.predictor import GrpcPredictor, LocalPredictor, predictor_from_url
     from aiforge.serve.aps.server import create_aps_app, run_aps_server
 
 __all__ = [
@@ -33,7 +34,7 @@ __getattr__, __dir__ = lazy_names(
         "GrpcPredictor": "aiforge.serve.aps.predictor",
         "Handler": "aiforge.serve.aps.handler",
         "LocalPredictor": "aiforge.serve.aps.predictor",
-        "Predictor": "aiforge.serve.aps.predictor",
+        "Predictor": "aiforge.serve.aps.base",
         "TransformHandler": "aiforge.serve.aps.handler",
         "create_aps_app": "aiforge.serve.aps.server",
         "load_handler": "aiforge.serve.aps.handler",

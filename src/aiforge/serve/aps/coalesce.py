@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from aiforge.errors import InvalidInput
-from aiforge.serve.aps.predictor import Predictor
+from aiforge.serve.aps.base import Predictor
 from aiforge.serve.protocol import InferRequest, InferResponse, Tensor
 
 __all__ = ["CoalescingPredictor"]

@@ -14,9 +14,11 @@ the inputs), :class:`~aiforge.errors.ModelNotFound`, :class:`~aiforge.errors.Ove
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from aiforge.errors import AiforgeError, InvalidInput, ModelNotFound, Overloaded, ServiceError
+from aiforge.errors import AiforgeError, InvalidInput, ModelNotFound, Overloaded, ServiceError, error_for_status
+from aiforge.serve.aps.base import Predictor
+from aiforge.serve.aps.coalesce import CoalescingPredictor
 from aiforge.serve.protocol import (
     InferRequest,
     InferResponse,
@@ -39,26 +41,6 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.enable_retries", 0),
 ]
-
-
-class Predictor(Protocol):
-    """What the APS needs from wherever the model runs."""
-
-    async def infer(self, request: InferRequest, model: str, version: str | None = None) -> InferResponse:
-        """Run the model on the request's inputs."""
-        ...
-
-    async def ready(self, model: str | None = None, version: str | None = None) -> bool:
-        """Whether the server (and the model, when named) can take requests now."""
-        ...
-
-    async def metadata(self, model: str, version: str | None = None) -> dict[str, Any]:
-        """The model's Open Inference Protocol metadata: name, versions, platform, inputs, outputs."""
-        ...
-
-    async def close(self) -> None:
-        """Release connections (or the local engine)."""
-        ...
 
 
 class GrpcPredictor:
@@ -169,27 +151,28 @@ class GrpcPredictor:
             await channel.close()
 
     def _error(self, exc: Any, model: str, version: str | None) -> AiforgeError:
-        import grpc
-
-        code, details = exc.code(), exc.details() or ""
+        """The aiforge error of a failed call: its class from the error table read backwards, its message here."""
+        code, details = exc.code().name, exc.details() or ""
         where = f"inference server {self.target}"
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
-            return InvalidInput(details)
-        if code == grpc.StatusCode.NOT_FOUND:
-            return ModelNotFound(details or f"model {model!r} version {version!r} not found on {where}")
         retry_after = _retry_after(exc.trailing_metadata())
-        if code == grpc.StatusCode.RESOURCE_EXHAUSTED or (code == grpc.StatusCode.UNAVAILABLE
-                                                          and retry_after is not None):
-            return Overloaded(f"{where} is overloaded: {details}", retry_after if retry_after is not None else 1.0)
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return ServiceError(f"{where} did not answer within {self.timeout_s:g} s; check that it is up and not "
-                                "saturated, or raise the timeout")
-        if code == grpc.StatusCode.UNAVAILABLE:
-            return ServiceError(f"{where} is unavailable ({details}); check that it is running at {self.target}")
-        if code == grpc.StatusCode.UNAUTHENTICATED:
-            return ServiceError(f"{where} refused the APS's token ({details}); start the APS with the token the "
-                                "inference server expects")
-        return ServiceError(f"{where} failed: {code.name}: {details}")
+        error = error_for_status(code, details, retry_after=retry_after, prefer=(ModelNotFound,))
+        if isinstance(error, Overloaded):
+            return Overloaded(f"{where} is overloaded: {details}", error.retry_after_s)
+        if isinstance(error, ModelNotFound) and not details:
+            return ModelNotFound(f"model {model!r} version {version!r} not found on {where}")
+        if code == "DEADLINE_EXCEEDED":
+            message = (f"{where} did not answer within {self.timeout_s:g} s; check that it is up and not saturated, "
+                       "or raise the timeout")
+        elif code == "UNAVAILABLE":
+            message = f"{where} is unavailable ({details}); check that it is running at {self.target}"
+        elif code == "UNAUTHENTICATED":
+            message = (f"{where} refused the APS's token ({details}); start the APS with the token the inference "
+                       "server expects")
+        elif isinstance(error, ServiceError):
+            message = f"{where} failed: {code}: {details}"
+        else:  # the server's own verdict on the request (bad input, unknown model, conflict): its message
+            return error
+        return type(error)(message)
 
 
 def _retry_after(metadata: Any) -> float | None:
@@ -273,8 +256,6 @@ def predictor_from_url(url: str, *, timeout_s: float = 5.0, token: str | None = 
     if sep and scheme == "grpc":
         predictor = GrpcPredictor(rest, timeout_s=timeout_s, token=token)
         if coalesce:
-            from aiforge.serve.aps.coalesce import CoalescingPredictor
-
             return CoalescingPredictor(predictor)
         return predictor
     if sep and scheme == "local":

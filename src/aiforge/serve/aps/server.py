@@ -51,8 +51,9 @@ from aiforge._server import (
 )
 from aiforge._version import __version__
 from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
+from aiforge.serve.aps.base import Predictor
 from aiforge.serve.aps.handler import Context, Handler, load_handler
-from aiforge.serve.aps.predictor import Predictor, predictor_from_url
+from aiforge.serve.aps.predictor import predictor_from_url
 from aiforge.serve.protocol import InferRequest, Tensor
 
 __all__ = ["create_aps_app", "run_aps_server"]
