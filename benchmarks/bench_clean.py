@@ -103,7 +103,7 @@ def run_cell(data: tuple[np.ndarray, ...], kind: str, rate: float, seed: int, n_
     out["CleanLearning"] = {**_row(issues, truth, fixed, ytr, xtr, xte, yte, elapsed), "test_acc": acc}
 
     start = time.perf_counter()
-    pico = PICO(seed=seed, n_jobs=n_jobs).fit(xtr, noisy)
+    pico = PICO(random_state=seed, n_jobs=n_jobs).fit(xtr, noisy)
     elapsed = time.perf_counter() - start
     out["PICO"] = _row(pico.corrected_labels_ != noisy, truth, pico.corrected_labels_, ytr, xtr, xte, yte, elapsed)
     return out
