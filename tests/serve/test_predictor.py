@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-from aiforge.errors import InvalidInput, ModelNotFound, Overloaded, ServiceError
+from aiforge.errors import Conflict, InvalidInput, ModelNotFound, Overloaded, ServiceError
 from aiforge.serve.aps.predictor import GrpcPredictor, LocalPredictor, predictor_from_url
 from aiforge.serve.protocol import InferRequest, Tensor
 from conftest import RunningServer, free_port, run_server
@@ -214,3 +214,30 @@ def test_tokens(onnx_repo: Path) -> None:
             run(lambda: call(None))
         with pytest.raises(ServiceError, match="refused the APS's token"):
             run(lambda: call("wrong"))
+
+
+@pytest.mark.parametrize(
+    ("code", "trailers", "kind", "message"),
+    [
+        ("INVALID_ARGUMENT", (), InvalidInput, "input 'x': bad shape"),
+        ("NOT_FOUND", (), ModelNotFound, "input 'x': bad shape"),
+        ("ABORTED", (), Conflict, "input 'x': bad shape"),
+        ("UNAVAILABLE", (("retry-after", "2"),), Overloaded, "inference server 127.0.0.1:1 is overloaded: "
+                                                             "input 'x': bad shape"),
+        ("RESOURCE_EXHAUSTED", (), Overloaded, "inference server 127.0.0.1:1 is overloaded: input 'x': bad shape"),
+        ("UNAVAILABLE", (), ServiceError, "inference server 127.0.0.1:1 is unavailable (input 'x': bad shape); "
+                                          "check that it is running at 127.0.0.1:1"),
+        ("INTERNAL", (), ServiceError, "inference server 127.0.0.1:1 failed: INTERNAL: input 'x': bad shape"),
+    ],
+)
+def test_grpc_codes_become_errors_through_the_table(code: str, trailers: tuple[tuple[str, str], ...], kind: type,
+                                                     message: str) -> None:
+    import grpc
+
+    failure = grpc.aio.AioRpcError(getattr(grpc.StatusCode, code), grpc.aio.Metadata(),
+                                   grpc.aio.Metadata(*trailers), details="input 'x': bad shape")
+    error = GrpcPredictor("127.0.0.1:1")._error(failure, "digits", None)
+    assert type(error) is kind
+    assert str(error) == message
+    if isinstance(error, Overloaded):
+        assert error.retry_after_s == (2.0 if trailers else 1.0)
