@@ -40,6 +40,14 @@ def test_every_stage_has_a_json_schema_and_a_generated_command(name: str) -> Non
     assert [p.name for p in command.params if p.name != "as_json"] == list(stage.spec.model_fields)
 
 
+def test_the_engine_choice_of_a_spec_is_the_engines_there_are() -> None:
+    import typing
+
+    from aiforge.engines import ENGINES
+
+    assert typing.get_args(stages.EngineChoice) == tuple(ENGINES)
+
+
 def test_parse_names_the_stage_and_the_key() -> None:
     dump = stages.get("dump")
     with pytest.raises(InvalidInput, match=r"^dump spec: name: Field required$"):

@@ -26,16 +26,16 @@ import importlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiforge.errors import InvalidInput
 
 if TYPE_CHECKING:
     from aiforge.workspace import Workspace
 
-__all__ = ["BUILTIN", "Cli", "Stage", "StageSpec", "get", "names", "register"]
+__all__ = ["BUILTIN", "Cli", "EngineChoice", "SparkMaster", "Stage", "StageSpec", "get", "names", "register"]
 
 #: The stages aiforge ships, in the order of the flow: name -> the module that defines ``STAGE``.
 BUILTIN: dict[str, str] = {
@@ -78,6 +78,11 @@ class Cli:
 
 
 Runner = Callable[..., Any]
+
+#: The ``engine`` field of a spec whose stage runs locally or on Spark (the names of :data:`aiforge.engines.ENGINES`).
+EngineChoice = Literal["local", "spark"]
+#: The ``master`` field that goes with it.
+SparkMaster = Annotated[str | None, Field(description="Spark master URL for --engine spark (default local[*]).")]
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from aiforge.batch.spec import BatchSpec
-from aiforge.stages import Cli, Stage, StageSpec
+from aiforge.stages import Cli, EngineChoice, SparkMaster, Stage, StageSpec
 
 __all__ = ["STAGE", "BatchJobSpec"]
 
@@ -21,8 +21,8 @@ class BatchJobSpec(StageSpec):
         Field(description="The feature spec (YAML): input, drop rules, features, split, output."),
         Cli(argument=True),
     ]
-    engine: Annotated[Literal["local", "spark"], Field(description="Where the job runs.")] = "local"
-    master: Annotated[str | None, Field(description="Spark master URL for --engine spark (default local[*]).")] = None
+    engine: Annotated[EngineChoice, Field(description="Where the job runs.")] = "local"
+    master: SparkMaster = None
     sample: Annotated[
         int | None, Field(description="Use only the first N rows of the input snapshot.", ge=1), Cli(min=1)
     ] = None

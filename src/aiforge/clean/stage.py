@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from aiforge.stages import Cli, Stage, StageSpec
+from aiforge.stages import Cli, EngineChoice, SparkMaster, Stage, StageSpec
 
 __all__ = ["STAGE", "CleanSpec"]
 
@@ -33,10 +33,9 @@ class CleanSpec(StageSpec):
         int, Field(description="Processes training checkers.", ge=1), Cli(("--n-jobs", "-j"), min=1)
     ] = 2
     engine: Annotated[
-        Literal["local", "spark"],
-        Field(description="Where PICO trains its checkers: processes here, or Spark tasks."),
+        EngineChoice, Field(description="Where PICO trains its checkers: processes here, or Spark tasks.")
     ] = "local"
-    master: Annotated[str | None, Field(description="Spark master URL for --engine spark (default local[*]).")] = None
+    master: SparkMaster = None
 
 
 def _run(spec: CleanSpec, *, workspace: Any = None, progress: bool = False) -> Any:

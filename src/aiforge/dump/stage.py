@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from aiforge.stages import Cli, Stage, StageSpec
+from aiforge.stages import Cli, EngineChoice, SparkMaster, Stage, StageSpec
 
 __all__ = ["STAGE", "DumpSpec"]
 
@@ -32,8 +32,8 @@ class DumpSpec(StageSpec):
         float | None, Field(description="Keep this fraction of rows (0-1]."), Cli(min=0.0, max=1.0)
     ] = None
     seed: Annotated[int, Field(description="Seed for --sample-fraction.")] = 0
-    engine: Annotated[Literal["local", "spark"], Field(description="Where the query runs.")] = "local"
-    master: Annotated[str | None, Field(description="Spark master URL for --engine spark (default local[*]).")] = None
+    engine: Annotated[EngineChoice, Field(description="Where the query runs.")] = "local"
+    master: SparkMaster = None
 
 
 def _run(spec: DumpSpec, *, workspace: Any = None, progress: bool = False) -> Any:
