@@ -35,7 +35,9 @@ from aiforge.errors import InvalidInput
 if TYPE_CHECKING:
     from aiforge.workspace import Workspace
 
-__all__ = ["BUILTIN", "Cli", "EngineChoice", "SparkMaster", "Stage", "StageSpec", "get", "names", "register"]
+__all__ = [
+    "BUILTIN", "Cli", "EngineChoice", "SparkMaster", "Stage", "StageSpec", "calls", "get", "names", "register",
+]
 
 #: The stages aiforge ships, in the order of the flow: name -> the module that defines ``STAGE``.
 BUILTIN: dict[str, str] = {
@@ -133,6 +135,21 @@ class Stage:
     ) -> Any:
         """Validate ``spec`` and run the stage on it."""
         return self.run(self.parse(spec), workspace=workspace, progress=progress)
+
+
+def calls(target: str) -> Runner:
+    """A stage's run that calls ``"module:function"`` with the spec's fields as keyword arguments.
+
+    The module is imported on the first run, so registering a stage does not load its code.
+    """
+    module, _, name = target.partition(":")
+
+    def run(spec: StageSpec, *, workspace: Any = None, progress: bool = False) -> Any:
+        function = getattr(importlib.import_module(module), name)
+        return function(**spec.model_dump(), workspace=workspace, progress=progress)
+
+    run.__qualname__ = run.__name__ = f"run_{name}"
+    return run
 
 
 def register(stage: Stage) -> Stage:

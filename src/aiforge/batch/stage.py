@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
 from aiforge.batch.spec import BatchSpec
-from aiforge.stages import Cli, EngineChoice, SparkMaster, Stage, StageSpec
+from aiforge.stages import Cli, EngineChoice, SparkMaster, Stage, StageSpec, calls
 
 __all__ = ["STAGE", "BatchJobSpec"]
 
@@ -28,18 +28,10 @@ class BatchJobSpec(StageSpec):
     ] = None
 
 
-def _run(job: BatchJobSpec, *, workspace: Any = None, progress: bool = False) -> Any:
-    from aiforge.batch._batch import batch
-
-    return batch(
-        job.spec, engine=job.engine, master=job.master, sample=job.sample, workspace=workspace, progress=progress
-    )
-
-
 STAGE = Stage(
     name="batch",
     spec=BatchJobSpec,
-    run=_run,
+    run=calls("aiforge.batch._batch:batch"),
     summary="Build a feature snapshot from a spec: drop bad rows, fit on the train split, transform every row.",
     details="The fitted statistics are saved as transform.json beside the features, for serving.",
     example="aiforge batch features.yaml --engine spark",

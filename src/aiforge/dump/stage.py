@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
-from aiforge.stages import Cli, EngineChoice, SparkMaster, Stage, StageSpec
+from aiforge.stages import Cli, EngineChoice, SparkMaster, Stage, StageSpec, calls
 
 __all__ = ["STAGE", "DumpSpec"]
 
@@ -36,16 +36,10 @@ class DumpSpec(StageSpec):
     master: SparkMaster = None
 
 
-def _run(spec: DumpSpec, *, workspace: Any = None, progress: bool = False) -> Any:
-    from aiforge.dump._dump import dump
-
-    return dump(**spec.model_dump(), workspace=workspace, progress=progress)
-
-
 STAGE = Stage(
     name="dump",
     spec=DumpSpec,
-    run=_run,
+    run=calls("aiforge.dump._dump:dump"),
     summary="Dump a query result into a new immutable snapshot version NAME@vN.",
     example='aiforge dump sqlite:///shop.db -q "SELECT * FROM orders" -n orders',
     command="dump",
