@@ -131,3 +131,36 @@ def test_generated_command_turns_options_into_the_spec(workspace: aiforge.Worksp
     assert summary["ref"] == "orders@v1" and summary["rows"] == 2
     result = runner.invoke(app, ["dump", source, "-n", "orders", "--engine", "dask"])
     assert result.exit_code == 2 and "'dask' is not one of 'local', 'spark'" in result.output
+
+
+def _labelled(tmp_path: Path) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=80), rng.normal(size=80)
+    path = tmp_path / "labelled.parquet"
+    pq.write_table(pa.table({"id": np.arange(80), "x1": x1, "x2": x2, "y": (x1 + x2 > 0).astype("int64")}), path)
+    return path
+
+
+def test_generated_batch_and_clean_commands_run(workspace: aiforge.Workspace, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["dump", str(_labelled(tmp_path)), "-n", "rows"]).exit_code == 0
+    spec = tmp_path / "features.yaml"
+    spec.write_text(
+        "input: rows@v1\nid: id\nlabel: y\noutput: rows_features\n"
+        "features:\n  - numeric: {column: x1}\n  - numeric: {column: x2}\n"
+    )
+    result = runner.invoke(app, ["batch", str(spec), "--sample", "50", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["ref"] == "rows_features@v1" and summary["rows"] == 50
+    assert workspace.get_snapshot("rows_features").manifest["engine"] == "local"
+
+    result = runner.invoke(app, ["clean", "rows", "-l", "y", "-f", "x1, x2", "--method", "vote", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["output"] == "rows_clean@v1" and report["rows"] == 80 and report["method"] == "vote"
+
+    result = runner.invoke(app, ["batch", str(spec), "--master", "local[2]"])
+    assert result.exit_code == 1
+    assert "Error: --master 'local[2]' only applies to --engine spark" in result.output

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from aiforge.stages import Cli, EngineChoice, SparkMaster, Stage, StageSpec, calls
+from aiforge.stages import Cli, EngineChoice, SparkMaster, Stage, StageSpec
 
 __all__ = ["STAGE", "CleanSpec"]
 
@@ -38,10 +38,17 @@ class CleanSpec(StageSpec):
     master: SparkMaster = None
 
 
+def _run(spec: CleanSpec, *, workspace: Any = None, progress: bool = False) -> Any:
+    from aiforge.clean._clean import clean
+
+    fields = spec.model_dump()
+    return clean(fields.pop("snapshot"), **fields, workspace=workspace, progress=progress)
+
+
 STAGE = Stage(
     name="clean",
     spec=CleanSpec,
-    run=calls("aiforge.clean._clean:clean"),
+    run=_run,
     summary="Find and correct noisy labels; write a new snapshot (given labels kept in label_given) and a report.",
     example="aiforge clean digits --label label --method pico",
     command="clean",
