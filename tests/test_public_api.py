@@ -118,3 +118,13 @@ def test_every_public_subpackage_is_pinned() -> None:
         if init.parent != root and not any(part.startswith("_") for part in init.parent.relative_to(root).parts)
     }
     assert packages - NOT_API == set(SUBPACKAGE_NAMES), "pin the public names of a new subpackage in SUBPACKAGE_NAMES"
+
+
+def test_stage_contract_names_are_pinned() -> None:
+    from aiforge import stages
+
+    assert sorted(stages.__all__) == [
+        "BUILTIN", "Cli", "EngineChoice", "SparkMaster", "Stage", "StageSpec", "calls", "get", "names", "register",
+    ]
+    for name in stages.__all__:
+        assert hasattr(stages, name), name
