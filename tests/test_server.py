@@ -268,7 +268,7 @@ def test_in_flight_limit_counts_and_refuses() -> None:
         assert info.value.retry_after_s == 1.0
     assert limit.in_flight == 0
     for bad in (0, -1, 1.5, True):
-        with pytest.raises(errors.InvalidInput, match=rf"^the in-flight limit must be an integer >= 1; got {bad}$"):
+        with pytest.raises(errors.InvalidInput, match=rf"^limit must be a positive integer; got {bad}$"):
             InFlightLimit(bad)  # type: ignore[arg-type]
 
 

@@ -111,9 +111,10 @@ def test_bad_user_dictionary_names_the_line(tmp_path: Path, content: str, messag
 def test_missing_user_dictionary_and_bad_texts(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"user dictionary .*nope.tsv not found"):
         tokenize(["a"], user_dict=tmp_path / "nope.tsv")
-    with pytest.raises(InvalidInput, match=r"got one string; wrap it in a list"):
+    with pytest.raises(InvalidInput, match=r"^texts must be a list of strings; got one string \(wrap it in a list: "
+                       r"\[text\]\)$"):
         tokenize("나는 간다")
-    with pytest.raises(InvalidInput, match=r"texts\[1\] must be a string, got int"):
+    with pytest.raises(InvalidInput, match=r"^texts\[1\] must be a string; got int$"):
         tokenize(["a", 3])  # type: ignore[list-item]
 
 
@@ -308,10 +309,12 @@ def test_tokenize_partition_creates_its_client(service: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-        ({"max_concurrency": 1.5}, "max_concurrency must be an integer >= 1, got 1.5"),
-        ({"retries": -1}, "retries must be an integer >= 0, got -1"),
-        ({"backoff": 0}, "backoff must be a positive number of seconds, got 0"),
+        ({"batch_size": 0}, r"^batch_size must be a positive integer; got 0$"),
+        ({"max_concurrency": 1.5}, r"^max_concurrency must be a positive integer; got 1.5$"),
+        ({"burst": True}, r"^burst must be a positive integer; got True$"),
+        ({"retries": -1}, r"^retries must be an integer >= 0; got -1$"),
+        ({"backoff": 0}, r"^backoff must be a positive number; got 0$"),
+        ({"timeout": float("nan")}, r"^timeout must be a positive number; got nan$"),
         ({"rate": "fast"}, r"invalid rate 'fast'; expected N/s or N/m"),
         ({"rate": -2.0}, r"invalid rate -2.0; expected a positive number"),
     ],
@@ -321,6 +324,30 @@ def test_client_validates_parameters(kwargs: dict[str, object], message: str) ->
         NlpClient("http://127.0.0.1:1", **kwargs)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match=r"invalid NLP API url 'localhost:80'; expected http://HOST:PORT"):
         NlpClient("localhost:80")
+
+
+def test_client_and_partition_refuse_bad_texts_and_chunk_size_before_any_request() -> None:
+    with NlpClient("http://127.0.0.1:1", retries=0) as client:
+        with pytest.raises(InvalidInput, match=r"^texts must be a list of strings; got one string \(wrap it in a "):
+            client.tokenize("나는 간다")
+        with pytest.raises(InvalidInput, match=r"^texts\[0\] must be a string; got bytes$"):
+            client.tokenize([b"a"])  # type: ignore[list-item]
+        assert client.stats.requests == 0
+    with pytest.raises(InvalidInput, match=r"^chunk_size must be a positive integer; got 0$"):
+        next(tokenize_partition(["a"], {"url": "http://127.0.0.1:1"}, chunk_size=0))
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst", "message"),
+    [
+        (0.0, 1, r"^rate must be a positive number; got 0.0$"),
+        (float("nan"), 1, r"^rate must be a positive number; got nan$"),
+        (5.0, 0, r"^burst must be a positive integer; got 0$"),
+    ],
+)
+def test_token_bucket_validates_parameters(rate: float, burst: int, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        TokenBucket(rate, burst)
 
 
 class FakeClock:

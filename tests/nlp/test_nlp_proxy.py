@@ -95,8 +95,10 @@ def test_config_throttles_and_keeps_files_under_workdir(tmp_path: Path) -> None:
     ("kwargs", "message"),
     [
         ({"rate": "200"}, r"invalid rate '200'; expected N/s or N/m with a positive integer N, e.g. '200/s'"),
-        ({"burst": -1}, r"invalid burst -1; expected a non-negative integer"),
-        ({"port": 70000}, r"invalid port 70000; expected an integer between 1 and 65535"),
+        ({"burst": -1}, r"^burst must be an integer >= 0; got -1$"),
+        ({"burst": 2.5}, r"^burst must be an integer >= 0; got 2.5$"),
+        ({"port": 70000}, r"^port must be an integer with 1 <= port <= 65535; got 70000$"),
+        ({"port": 0}, r"^port must be an integer with 1 <= port <= 65535; got 0$"),
         ({"upstream": "ftp://x:1"}, r"invalid upstream 'ftp://x:1'; expected http://HOST:PORT"),
         ({"upstream": "http://x:1/api"}, r"invalid upstream 'http://x:1/api'"),
         ({"upstream": "http://x:99999"}, r"invalid upstream 'http://x:99999'"),

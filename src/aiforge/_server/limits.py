@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from numbers import Integral
 from types import TracebackType
 
-from aiforge.errors import InvalidInput, Overloaded
+from aiforge._validation import Interval, validate_params
+from aiforge.errors import Overloaded
 
 __all__ = ["InFlightLimit"]
 
@@ -37,8 +39,7 @@ class InFlightLimit:
     """
 
     def __init__(self, limit: int, *, name: str = "the server", retry_after_s: float = 1.0) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidInput(f"the in-flight limit must be an integer >= 1; got {limit!r}")
+        validate_params({"limit": limit}, {"limit": [Interval(Integral, 1, None, closed="left")]})
         self.limit = limit
         self.name = name
         self.retry_after_s = retry_after_s

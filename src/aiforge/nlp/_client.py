@@ -10,16 +10,31 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
 from typing import Any
 
 import httpx
 
+from aiforge._validation import Interval, validate_params
 from aiforge.errors import InvalidInput, ServiceError
 from aiforge.nlp._proxy import rate_per_second
+from aiforge.nlp._tokenize import check_texts
 
 __all__ = ["ClientStats", "NlpClient", "NlpClientConfig", "TokenBucket", "tokenize_partition"]
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+_CONSTRAINTS: dict[str, list[Any]] = {
+    "batch_size": [_POSITIVE_INT],
+    "max_concurrency": [_POSITIVE_INT],
+    "burst": [_POSITIVE_INT],
+    "retries": [Interval(Integral, 0, None, closed="left")],
+    "backoff": [_POSITIVE],
+    "max_backoff": [_POSITIVE],
+    "timeout": [_POSITIVE],
+    "chunk_size": [_POSITIVE_INT],
+}
 
 
 class TokenBucket:
@@ -44,10 +59,7 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not rate > 0 or burst < 1:
-            raise InvalidInput(
-                f"TokenBucket needs rate > 0 and burst >= 1, got rate={rate!r}, burst={burst!r}"
-            )
+        validate_params({"rate": rate, "burst": burst}, {"rate": [_POSITIVE], "burst": [_POSITIVE_INT]})
         self.rate, self.burst = float(rate), burst
         self._clock, self._sleep = clock, sleep
         self._tokens = float(burst)
@@ -153,13 +165,9 @@ class NlpClient:
         max_backoff: float = 5.0,
         timeout: float = 60.0,
     ) -> None:
-        for name, value, low in (("batch_size", batch_size, 1), ("max_concurrency", max_concurrency, 1),
-                                 ("burst", burst, 1), ("retries", retries, 0)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InvalidInput(f"{name} must be an integer >= {low}, got {value!r}")
-        for name, number in (("backoff", backoff), ("max_backoff", max_backoff), ("timeout", timeout)):
-            if not number > 0:
-                raise InvalidInput(f"{name} must be a positive number of seconds, got {number!r}")
+        validate_params({"batch_size": batch_size, "max_concurrency": max_concurrency, "burst": burst,
+                         "retries": retries, "backoff": backoff, "max_backoff": max_backoff, "timeout": timeout},
+                        _CONSTRAINTS)
         if not url.startswith(("http://", "https://")):
             raise InvalidInput(f"invalid NLP API url {url!r}; expected http://HOST:PORT")
         self.url = url.rstrip("/")
@@ -257,12 +265,13 @@ class NlpClient:
 
         Raises
         ------
+        InvalidInput
+            ``texts`` is one string, or holds an item that is not a string.
         ServiceError
             The API still failed after all retries, or refused a batch (400/413); names the URL and the
             last status.
         """
-        if isinstance(texts, str):
-            raise InvalidInput("texts must be a list of strings, got one string; wrap it in a list: [text]")
+        check_texts(texts)
         keys = [_key(text) for text in texts]
         todo: dict[bytes, str] = {}
         for key, text in zip(keys, texts, strict=True):
@@ -330,8 +339,7 @@ def tokenize_partition(
     >>> config = NlpClientConfig("http://127.0.0.1:8080", rate="50/s")
     >>> rdd.mapPartitions(lambda rows: tokenize_partition((r.text for r in rows), config))  # doctest: +SKIP
     """
-    if chunk_size < 1:
-        raise InvalidInput(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    validate_params({"chunk_size": chunk_size}, _CONSTRAINTS)
     iterator = iter(texts)
     with NlpClient.from_config(client_config) as client:
         while chunk := list(itertools.islice(iterator, chunk_size)):

@@ -14,15 +14,22 @@ import signal
 import subprocess
 import threading
 import time
+from numbers import Integral
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from aiforge._validation import Interval, validate_params
 from aiforge.errors import InvalidInput, ServiceError
 
 __all__ = ["NginxProxy", "find_nginx", "parse_rate", "run_proxy", "write_nginx_config"]
 
 _RATE = re.compile(r"^\s*(\d+)\s*r?\s*/\s*(s|m)\s*$")
 _HEALTH = "/_aiforge/proxy-health"
+_CONSTRAINTS: dict[str, list[Any]] = {
+    "burst": [Interval(Integral, 0, None, closed="left")],
+    "port": [Interval(Integral, 1, 65535, closed="both")],
+}
 
 
 def parse_rate(rate: str) -> tuple[int, str]:
@@ -79,11 +86,6 @@ def _upstream_address(upstream: str) -> str:
     return f"{host}:{port}"
 
 
-def _check_port(port: int) -> None:
-    if not 0 < port < 65536:
-        raise InvalidInput(f"invalid port {port}; expected an integer between 1 and 65535")
-
-
 def write_nginx_config(
     upstream: str,
     rate: str = "200/s",
@@ -137,9 +139,7 @@ def write_nginx_config(
     True
     """
     count, unit = parse_rate(rate)
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 0:
-        raise InvalidInput(f"invalid burst {burst!r}; expected a non-negative integer, e.g. 50")
-    _check_port(port)
+    validate_params({"burst": burst, "port": port}, _CONSTRAINTS)
     server = _upstream_address(upstream)
     workdir = Path(workdir).resolve()
     tmp = workdir / "tmp"

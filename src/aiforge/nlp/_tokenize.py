@@ -158,12 +158,17 @@ def get_analyzer(user_dict: str | Path | None = None) -> Analyzer:
     return _cached_analyzer(str(path), mtime)
 
 
-def _check_texts(texts: Sequence[str]) -> None:
+def check_texts(texts: Sequence[str]) -> None:
+    """Refuse one string where a list of them is wanted, and any item that is not a string.
+
+    A plain check, not a declared constraint: "a sequence, but not a string" is more than the constraint objects
+    of :mod:`aiforge._validation` say, and each item is named by its index.
+    """
     if isinstance(texts, str):
-        raise InvalidInput("texts must be a list of strings, got one string; wrap it in a list: [text]")
+        raise InvalidInput("texts must be a list of strings; got one string (wrap it in a list: [text])")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise InvalidInput(f"texts[{i}] must be a string, got {type(text).__name__}")
+            raise InvalidInput(f"texts[{i}] must be a string; got {type(text).__name__}")
 
 
 def analyze(texts: Sequence[str], user_dict: str | Path | None = None) -> list[list[tuple[str, str]]]:
@@ -187,7 +192,7 @@ def analyze(texts: Sequence[str], user_dict: str | Path | None = None) -> list[l
     >>> analyze(["학교에 간다", "Hi, you"])
     [[('학교', 'NNG'), ('에', 'JKB'), ('가', 'VV'), ('ᆫ다', 'EF')], [('Hi', 'SL'), ('you', 'SL')]]
     """
-    _check_texts(texts)
+    check_texts(texts)
     return get_analyzer(user_dict).analyze(list(texts))
 
 
