@@ -106,5 +106,7 @@ def test_merged_grpc_calls_equal_single_calls(inference_server: RunningServer, d
 
 
 def test_limits_must_be_positive() -> None:
-    with pytest.raises(InvalidInput, match=r"^max_calls and max_rows must be >= 1; got max_calls=0, max_rows=64$"):
+    with pytest.raises(InvalidInput, match=r"^max_calls must be a positive integer; got 0$"):
         CoalescingPredictor(Doubler(), max_calls=0)
+    with pytest.raises(InvalidInput, match=r"^max_rows must be a positive integer; got 0$"):
+        CoalescingPredictor(Doubler(), max_rows=0)

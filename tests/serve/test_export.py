@@ -73,13 +73,15 @@ def test_sklearn_bad_inputs(tmp_path: Path, iris: tuple[np.ndarray, np.ndarray])
     with pytest.raises(InvalidInput, match=r"^n_features=3 but LogisticRegression was fitted on 4 features; "
                        r"pass n_features=4$"):
         export_sklearn(model, tmp_path / "m.onnx", n_features=3)
-    with pytest.raises(InvalidInput, match=r"^n_features must be a positive integer .*; got 0$"):
+    with pytest.raises(InvalidInput, match=r"^n_features must be a positive integer; got 0$"):
         export_sklearn(model, tmp_path / "m.onnx", n_features=0)
+    with pytest.raises(InvalidInput, match=r"^n_features must be a positive integer; got True$"):
+        export_sklearn(model, tmp_path / "m.onnx", n_features=True)
     with pytest.raises(InvalidInput, match=r"is a folder; pass name='<model>' to add the model"):
         export_sklearn(model, tmp_path, n_features=4)
     with pytest.raises(InvalidInput, match=r"^model name 'a/b' is not a folder name"):
         export_sklearn(model, tmp_path, n_features=4, name="a/b")
-    with pytest.raises(InvalidInput, match=r"^export_sklearn needs a scikit-learn estimator; got str$"):
+    with pytest.raises(InvalidInput, match=r"^model must be an object with fit method; got 'model'$"):
         export_sklearn("model", tmp_path / "m.onnx", n_features=4)
     assert list(tmp_path.iterdir()) == []
 
@@ -120,11 +122,14 @@ def test_torch_round_trip_with_dynamic_batch(tmp_path: Path) -> None:
 def test_torch_bad_inputs(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     net = torch.nn.Linear(4, 2)
-    with pytest.raises(InvalidInput, match=r"^export_torch needs a torch.nn.Module; got str$"):
+    with pytest.raises(InvalidInput, match=r"^module must be an instance of Module; got 'net'$"):
         export_torch("net", torch.randn(1, 4), tmp_path / "m.onnx")
-    with pytest.raises(InvalidInput, match=r"^example must be a torch.Tensor of shape \(batch, \.\.\.\) with "
-                       r"batch >= 1; got ndarray$"):
+    with pytest.raises(InvalidInput, match=r"^example must be an instance of Tensor; got array\(\[\[0\., 0\., 0\., "
+                       r"0\.\]\]\)$"):
         export_torch(net, np.zeros((1, 4)), tmp_path / "m.onnx")
+    with pytest.raises(InvalidInput, match=r"^example must be a torch.Tensor of shape \(batch, \.\.\.\) with "
+                       r"batch >= 1; got a tensor of shape \(0, 4\)$"):
+        export_torch(net, torch.zeros(0, 4), tmp_path / "m.onnx")
     with pytest.raises(InvalidInput, match=r"^Linear\(example\) failed on an example of shape \(1, 3\): "):
         export_torch(net, torch.randn(1, 3), tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []

@@ -143,11 +143,13 @@ def test_a_dead_server_gives_no_plan(server: Server) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"slo_p99_ms": 0}, "slo_p99_ms must be a number > 0, got 0"),
-        ({"target_qps": -5}, "target_qps must be a number > 0, got -5"),
-        ({"step_s": 0.0}, "step_s must be a number > 0, got 0.0"),
-        ({"headroom": 1.5}, "headroom must be in (0, 1], for example 0.8, got 1.5"),
-        ({"max_qps": 0}, "max_qps must be > 0 requests per second, got 0"),
+        ({"slo_p99_ms": 0}, "slo_p99_ms must be a number with 0 < slo_p99_ms < inf; got 0"),
+        ({"target_qps": -5}, "target_qps must be a number with 0 < target_qps < inf; got -5"),
+        ({"step_s": 0.0}, "step_s must be a number with 0 < step_s < inf; got 0.0"),
+        ({"cpus_per_replica": float("inf")}, "cpus_per_replica must be a number with 0 < cpus_per_replica < inf; "
+                                             "got inf"),
+        ({"headroom": 1.5}, "headroom must be a number with 0 < headroom <= 1; got 1.5"),
+        ({"max_qps": 0}, "max_qps must be a positive number or None; got 0"),
         ({"plot": "curve.svg"}, "plot must be a .html file (or .png with kaleido installed), got 'curve.svg'"),
     ],
 )

@@ -70,7 +70,7 @@ def test_predictor_from_url() -> None:
         predictor_from_url("grpc://localhost")
     with pytest.raises(InvalidInput, match="local:// needs the model repository path"):
         predictor_from_url("local://")
-    with pytest.raises(InvalidInput, match="timeout_s must be > 0; got 0"):
+    with pytest.raises(InvalidInput, match=r"^timeout_s must be a positive number; got 0$"):
         GrpcPredictor("h:1", timeout_s=0)
 
 

@@ -16,17 +16,19 @@ never fails its neighbours.
 from __future__ import annotations
 
 import asyncio
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 
-from aiforge.errors import InvalidInput
+from aiforge._validation import Interval, validate_params
 from aiforge.serve.aps.base import Predictor
 from aiforge.serve.protocol import InferRequest, InferResponse, Tensor
 
 __all__ = ["CoalescingPredictor"]
 
 _Pending = list[tuple[InferRequest, "asyncio.Future[InferResponse]"]]
+_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
 
 
 class CoalescingPredictor:
@@ -44,8 +46,8 @@ class CoalescingPredictor:
     """
 
     def __init__(self, inner: Predictor, *, max_calls: int = 1, max_rows: int = 64) -> None:
-        if max_calls < 1 or max_rows < 1:
-            raise InvalidInput(f"max_calls and max_rows must be >= 1; got max_calls={max_calls}, max_rows={max_rows}")
+        validate_params({"max_calls": max_calls, "max_rows": max_rows},
+                        {"max_calls": [_POSITIVE_INT], "max_rows": [_POSITIVE_INT]})
         self.inner = inner
         self.max_calls = max_calls
         self.max_rows = max_rows

@@ -14,8 +14,10 @@ the inputs), :class:`~aiforge.errors.ModelNotFound`, :class:`~aiforge.errors.Ove
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Real
 from typing import TYPE_CHECKING, Any
 
+from aiforge._validation import Interval, validate_params
 from aiforge.errors import AiforgeError, InvalidInput, ModelNotFound, Overloaded, ServiceError, error_for_status
 from aiforge.serve.aps.base import Predictor
 from aiforge.serve.aps.coalesce import CoalescingPredictor
@@ -67,10 +69,9 @@ class GrpcPredictor:
     def __init__(self, target: str, *, timeout_s: float = 5.0, token: str | None = None,
                  ready_timeout_s: float = 1.0) -> None:
         target = target.removeprefix("grpc://").rstrip("/")
-        if not target or ":" not in target:
+        if not target or ":" not in target:  # the string's form: more than a declared constraint says
             raise InvalidInput(f"gRPC target must be HOST:PORT (e.g. 127.0.0.1:8081); got {target!r}")
-        if timeout_s <= 0:
-            raise InvalidInput(f"timeout_s must be > 0; got {timeout_s}")
+        validate_params({"timeout_s": timeout_s}, {"timeout_s": [Interval(Real, 0, None, closed="neither")]})
         self.target = target
         self.timeout_s = timeout_s
         self.ready_timeout_s = ready_timeout_s

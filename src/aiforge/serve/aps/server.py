@@ -30,6 +30,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ from aiforge._server import (
     send_json,
     serve,
 )
+from aiforge._validation import Interval, validate_params
 from aiforge._version import __version__
 from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
 from aiforge.serve.aps.base import Predictor
@@ -63,6 +65,10 @@ log = logging.getLogger(__name__)
 _JSON = "application/json"
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _BIND_TIMEOUT_S = 1.0
+_CONSTRAINTS: dict[str, list[Any]] = {
+    "timeout_s": [Interval(Real, 0, None, closed="neither")],
+    "max_in_flight": [Interval(Integral, 1, None, closed="left")],
+}
 # The OpenAPI description of /predict: its body is whatever the handler reads, so it is described, not validated.
 _PREDICT_DOC: dict[str, Any] = {
     "requestBody": {
@@ -293,10 +299,7 @@ def create_aps_app(handler: Handler, predictor: Predictor, *, model: str, versio
     >>> sorted(r.path for r in app.routes if r.path.startswith(("/predict", "/health")))
     ['/health/live', '/health/ready', '/predict']
     """
-    if timeout_s <= 0:
-        raise InvalidInput(f"timeout_s must be > 0; got {timeout_s}")
-    if max_in_flight < 1:
-        raise InvalidInput(f"max_in_flight must be >= 1; got {max_in_flight}")
+    validate_params({"timeout_s": timeout_s, "max_in_flight": max_in_flight}, _CONSTRAINTS)
     metrics = ServerMetrics("aiforge_aps")
     aps = _Aps(handler, predictor, model=model, version=version, timeout_s=timeout_s, max_in_flight=max_in_flight,
                metrics=metrics, loaded=loaded)

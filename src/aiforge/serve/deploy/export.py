@@ -21,11 +21,13 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from aiforge._validation import HasMethods, Interval, validate_params
 from aiforge.errors import InvalidInput, NotFittedError
 from aiforge.workspace.models import ModelStore
 
@@ -205,8 +207,8 @@ def export_sklearn(
     NotFittedError
         ``model`` has not been fitted.
     InvalidInput
-        ``n_features`` does not match the model, skl2onnx cannot convert it, or the ONNX outputs differ from the
-        model's predictions by more than 1e-4.
+        ``model`` has no ``fit`` method, ``n_features`` is not a positive integer or does not match the model,
+        skl2onnx cannot convert it, or the ONNX outputs differ from the model's predictions by more than 1e-4.
 
     Examples
     --------
@@ -221,16 +223,14 @@ def export_sklearn(
     from sklearn.exceptions import NotFittedError as SklearnNotFitted
     from sklearn.utils.validation import check_is_fitted
 
-    if not hasattr(model, "fit"):
-        raise InvalidInput(f"export_sklearn needs a scikit-learn estimator; got {type(model).__name__}")
+    validate_params({"model": model, "n_features": n_features},
+                    {"model": [HasMethods("fit")], "n_features": [Interval(Integral, 1, None, closed="left")]})
     try:
         check_is_fitted(model)
     except SklearnNotFitted as exc:
         raise NotFittedError(
             f"{type(model).__name__} is not fitted; call fit(X, y) before exporting it to ONNX"
         ) from exc
-    if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or n_features < 1:
-        raise InvalidInput(f"n_features must be a positive integer (the input's columns); got {n_features!r}")
     fitted_features = getattr(model, "n_features_in_", None)
     if fitted_features is not None and int(fitted_features) != int(n_features):
         raise InvalidInput(
@@ -337,13 +337,12 @@ def export_torch(
     except ImportError as exc:
         raise InvalidInput("export_torch needs PyTorch, which is not installed; pip install torch") from exc
 
-    if not isinstance(module, torch.nn.Module):
-        raise InvalidInput(f"export_torch needs a torch.nn.Module; got {type(module).__name__}")
-    if not isinstance(example, torch.Tensor) or example.ndim < 1 or example.shape[0] < 1:
-        got = (
-            f"a tensor of shape {tuple(example.shape)}" if isinstance(example, torch.Tensor) else type(example).__name__
+    validate_params({"module": module, "example": example}, {"module": [torch.nn.Module], "example": [torch.Tensor]})
+    if example.ndim < 1 or example.shape[0] < 1:  # a shape, which no declared constraint describes
+        raise InvalidInput(
+            f"example must be a torch.Tensor of shape (batch, ...) with batch >= 1; got a tensor of shape "
+            f"{tuple(example.shape)}"
         )
-        raise InvalidInput(f"example must be a torch.Tensor of shape (batch, ...) with batch >= 1; got {got}")
     dest = _destination(path_or_repo, name, version)
     was_training = module.training
     module.eval()

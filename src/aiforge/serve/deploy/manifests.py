@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from aiforge._validation import Options, validate_params
 from aiforge.errors import InvalidInput
 from aiforge.serve.deploy.settings import ServeSettings
 from aiforge.serve.deploy.stack import aps_args, inference_args
@@ -297,12 +298,8 @@ def write_manifests(
     list of Path
         The written file (a list, so callers need not care how many files a kind writes).
     """
-    if kind == "k8s":
-        documents = k8s_manifests(settings)
-    elif kind == "kserve":
-        documents = [kserve_manifest(settings)]
-    else:
-        raise InvalidInput(f"kind must be 'k8s' or 'kserve'; got {kind!r}")
+    validate_params({"kind": kind}, {"kind": [Options("k8s", "kserve")]})
+    documents = k8s_manifests(settings) if kind == "k8s" else [kserve_manifest(settings)]
     folder = Path(out_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,13 @@ from array import array
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiforge._progress import Progress
 from aiforge._progress import progress as progress_bar
+from aiforge._validation import Hidden, Interval, validate_params
 from aiforge.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -41,6 +43,16 @@ _MAX_CONNECTIONS = 512  # open loop: beyond this, requests wait for a pooled con
 # due within the next millisecond go now; a request sent early is timed from its real send time, a late one from its
 # scheduled time (so the generator's own lateness is never hidden).
 _EARLY_S = 0.001
+_FINITE_POSITIVE = Interval(Real, 0, math.inf, closed="neither")
+_CONSTRAINTS: dict[str, list[Any]] = {
+    # None means "the other loop"; exactly one of the two is checked apart, so None is not offered in messages
+    "concurrency": [Interval(Integral, 1, None, closed="left"), Hidden(None)],
+    "rate": [_FINITE_POSITIVE, Hidden(None)],
+    "duration_s": [_FINITE_POSITIVE],
+    "timeout_s": [_FINITE_POSITIVE],
+    "warmup_s": [Interval(Real, 0, math.inf, closed="left")],
+    "max_in_flight": [Interval(Integral, 1, None, closed="left"), None],
+}
 
 
 @dataclass
@@ -215,30 +227,21 @@ def loadtest(
     >>> result.latency_ms["p99"], result.errors  # doctest: +SKIP
     (4.1, {})
     """
+    # which loop to run: a rule between two parameters, which the declared constraints cannot say
     if (concurrency is None) == (rate is None):
         got = "both" if concurrency is not None else "neither"
         raise InvalidInput(
             f"give exactly one of concurrency (closed loop: N clients sending back to back) or rate (open loop: "
             f"requests per second), got {got}"
         )
-    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
-                                    or concurrency < 1):
-        raise InvalidInput(f"concurrency must be a whole number >= 1, got {concurrency!r}")
-    if rate is not None and not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
-        raise InvalidInput(f"rate must be a number of requests per second > 0, got {rate!r}")
-    for name, value, minimum in (("duration_s", duration_s, 0.0), ("timeout_s", timeout_s, 0.0)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > minimum):
-            raise InvalidInput(f"{name} must be a number of seconds > 0, got {value!r}")
-    if not (isinstance(warmup_s, int | float) and math.isfinite(warmup_s) and warmup_s >= 0):
-        raise InvalidInput(f"warmup_s must be a number of seconds >= 0, got {warmup_s!r}")
+    validate_params({"concurrency": concurrency, "rate": rate, "duration_s": duration_s, "timeout_s": timeout_s,
+                     "warmup_s": warmup_s, "max_in_flight": max_in_flight}, _CONSTRAINTS)
     if not url.startswith(("http://", "https://")):
         raise InvalidInput(f"url must start with http:// or https://, got {url!r}")
     if rate is not None and round(rate * duration_s) < 1:
         raise InvalidInput(
             f"rate={rate:g}/s over duration_s={duration_s:g} schedules no request; raise the rate or the duration"
         )
-    if max_in_flight is not None and max_in_flight < 1:
-        raise InvalidInput(f"max_in_flight must be >= 1, got {max_in_flight!r}")
     body, content_type = encode_payload(payload)
     all_headers = {"Content-Type": content_type} if body else {}
     for key, text in (headers or {}).items():

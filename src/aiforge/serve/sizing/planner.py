@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiforge._progress import progress as progress_bar
+from aiforge._validation import Interval, validate_params
 from aiforge.errors import InvalidInput
 from aiforge.serve.sizing.load import LoadTestResult, Payload, loadtest
 
@@ -31,6 +33,15 @@ MIN_ACHIEVED = 0.95
 """A step that answers less than this fraction of the offered rate is over capacity."""
 _MAX_STEPS = 8
 _RESOLUTION = 1.05  # stop bisecting once the first bad rate is within 5% of the best good one
+_FINITE_POSITIVE = Interval(Real, 0, math.inf, closed="neither")
+_CONSTRAINTS: dict[str, list[Any]] = {
+    "slo_p99_ms": [_FINITE_POSITIVE],
+    "target_qps": [_FINITE_POSITIVE],
+    "step_s": [_FINITE_POSITIVE],
+    "cpus_per_replica": [_FINITE_POSITIVE],
+    "headroom": [Interval(Real, 0, 1, closed="right")],
+    "max_qps": [Interval(Real, 0, None, closed="neither"), None],
+}
 
 
 @dataclass
@@ -174,14 +185,8 @@ def capacity(
     >>> plan.max_qps_per_replica, plan.replicas, plan.cpus  # doctest: +SKIP
     (812.5, 4, 4.0)
     """
-    for name, value in (("slo_p99_ms", slo_p99_ms), ("target_qps", target_qps), ("step_s", step_s),
-                        ("cpus_per_replica", cpus_per_replica)):
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise InvalidInput(f"{name} must be a number > 0, got {value!r}")
-    if not (isinstance(headroom, int | float) and 0 < headroom <= 1):
-        raise InvalidInput(f"headroom must be in (0, 1], for example 0.8, got {headroom!r}")
-    if max_qps is not None and not max_qps > 0:
-        raise InvalidInput(f"max_qps must be > 0 requests per second, got {max_qps!r}")
+    validate_params({"slo_p99_ms": slo_p99_ms, "target_qps": target_qps, "step_s": step_s,
+                     "cpus_per_replica": cpus_per_replica, "headroom": headroom, "max_qps": max_qps}, _CONSTRAINTS)
     plot_path = _check_plot_path(plot) if plot is not None else None
     timeout = timeout_s if timeout_s is not None else max(1.0, 5 * slo_p99_ms / 1000)
     common: dict[str, Any] = {"timeout_s": timeout, "headers": headers, "method": method}
