@@ -243,7 +243,7 @@ def test_service_while_loading_and_after_a_failed_load(monkeypatch: pytest.Monke
 
 
 def test_create_app_validates_limits() -> None:
-    with pytest.raises(InvalidInput, match="max_texts must be a positive integer, got 0"):
+    with pytest.raises(InvalidInput, match=r"^max_texts must be a positive integer; got 0$"):
         create_nlp_app(max_texts=0)
 
 

@@ -7,6 +7,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from aiforge._server import (
     serve,
     too_large_parts,
 )
+from aiforge._validation import Interval, validate_params
 from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
 from aiforge.nlp._tokenize import Analyzer, get_analyzer
 
@@ -98,13 +100,11 @@ def create_nlp_app(
     >>> sorted(r.path for r in app.routes if r.path.startswith(("/v1", "/health")))
     ['/health/live', '/health/ready', '/v1/tokenize']
     """
-    for name, value in (
-        ("max_texts", max_texts),
-        ("max_body_bytes", max_body_bytes),
-        ("max_in_flight", max_in_flight),
-    ):
-        if value < 1:
-            raise InvalidInput(f"{name} must be a positive integer, got {value}")
+    positive = [Interval(Integral, 1, None, closed="left")]
+    validate_params(
+        {"max_texts": max_texts, "max_body_bytes": max_body_bytes, "max_in_flight": max_in_flight},
+        dict.fromkeys(("max_texts", "max_body_bytes", "max_in_flight"), positive),
+    )
     if user_dict is not None:
         from aiforge.nlp._tokenize import read_user_dict
 
