@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any
 
+import typer
 import typer.main
 from typer.testing import CliRunner
 
@@ -18,7 +19,9 @@ from aiforge.cli import app
 def _commands(group: Any, path: list[str]) -> list[list[str]]:
     """Every command path under ``group``, depth first, groups before their commands."""
     found = [path]
-    for name, command in sorted(group.commands.items()):
+    ctx = typer.Context(group)  # stage commands are built when asked for, so ask the group rather than read .commands
+    for name in sorted(group.list_commands(ctx)):
+        command = group.get_command(ctx, name)
         if getattr(command, "hidden", False):
             continue
         if hasattr(command, "commands"):

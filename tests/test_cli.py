@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import typer
 import typer.main
 from typer.testing import CliRunner
 
@@ -28,7 +29,9 @@ def test_no_arguments_shows_help() -> None:
 
 def _command_paths(group: Any, prefix: tuple[str, ...] = ()) -> list[list[str]]:
     paths = []
-    for name, command in group.commands.items():
+    ctx = typer.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         if hasattr(command, "commands"):
             paths += _command_paths(command, (*prefix, name))
         else:
@@ -91,3 +94,12 @@ def test_rm_without_version_is_refused(workspace: object) -> None:
     result = runner.invoke(app, ["snapshots", "rm", "users"])
     assert result.exit_code == 1
     assert result.stderr == "Error: refusing to remove 'users' without a version; name one, for example 'users@v1'\n"
+
+
+def test_the_cli_starts_without_loading_the_stage_specs() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, aiforge.cli; print(sorted({'pydantic', 'aiforge.stages', 'pyarrow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import typer
 import typer.main
 from typer.testing import CliRunner
 
@@ -35,7 +36,8 @@ def test_every_stage_has_a_json_schema_and_a_generated_command(name: str) -> Non
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     assert list(schema["properties"]) == list(stage.spec.model_fields)
     assert schema["description"].startswith(stage.summary)
-    command = typer.main.get_command(app).commands[stage.command]  # type: ignore[attr-defined]
+    group = typer.main.get_command(app)
+    command = group.get_command(typer.Context(group), stage.command)  # type: ignore[attr-defined]
     # every spec field is a parameter of the command, in the spec's order; --json is the only extra
     assert [p.name for p in command.params if p.name != "as_json"] == list(stage.spec.model_fields)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import typer
 import typer.core
@@ -14,7 +15,7 @@ from aiforge.errors import AiforgeError
 from aiforge.workspace import Workspace
 
 __all__ = [
-    "CommandGroup", "app", "human_bytes", "print_json", "serve_app", "workspace_of",
+    "CommandGroup", "RootGroup", "app", "human_bytes", "print_json", "serve_app", "workspace_of",
 ]
 
 
@@ -31,8 +32,24 @@ class CommandGroup(typer.core.TyperGroup):
             raise typer.Exit(1) from exc
 
 
+class RootGroup(CommandGroup):
+    """The ``aiforge`` group. The stage commands come first and are built from their specs only when asked for, so
+    ``aiforge --version`` or ``aiforge snapshots list`` start without loading pydantic."""
+
+    #: command name -> a function that builds the command (filled by :func:`aiforge.cli._generate.stage_command`)
+    lazy: ClassVar[dict[str, Callable[[], Any]]] = {}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.lazy, *(name for name in super().list_commands(ctx) if name not in self.lazy)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            self.add_command(self.lazy[cmd_name](), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
-    cls=CommandGroup,
+    cls=RootGroup,
     name="aiforge",
     help="aiforge: from warehouse data to a served model, on one machine or a Spark cluster.",
     no_args_is_help=True,

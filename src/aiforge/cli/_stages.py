@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from aiforge import stages
 from aiforge.cli._app import CommandGroup, app, human_bytes, print_json, workspace_of
 from aiforge.cli._generate import stage_command
 
@@ -35,7 +34,7 @@ def _show_dump(snapshot: Any, spec: Any, as_json: bool) -> None:
     )
 
 
-stage_command(stages.get("dump"), _show_dump, json_help="Print the snapshot summary as JSON.")
+stage_command("dump", "dump", _show_dump, json_help="Print the snapshot summary as JSON.")
 
 
 # -- batch ----------------------------------------------------------------------------------------------------------
@@ -53,7 +52,7 @@ def _show_batch(features: Any, spec: Any, as_json: bool) -> None:
         typer.echo(f"  dropped {rule.get('rows', 0):,} rows: {rule.get('rule')}")
 
 
-stage_command(stages.get("batch"), _show_batch, json_help="Print the feature snapshot summary as JSON.")
+stage_command("batch", "batch", _show_batch, json_help="Print the feature snapshot summary as JSON.")
 
 
 # -- clean ----------------------------------------------------------------------------------------------------------
@@ -74,7 +73,7 @@ def _show_clean(result: Any, spec: Any, as_json: bool) -> None:
     typer.echo(f"Report: {result.html_path}")
 
 
-stage_command(stages.get("clean"), _show_clean, json_help="Print the report summary as JSON.")
+stage_command("clean", "clean", _show_clean, json_help="Print the report summary as JSON.")
 
 
 # -- ocr-eval -------------------------------------------------------------------------------------------------------
@@ -107,7 +106,7 @@ def _show_ocr_eval(result: Any, spec: Any, as_json: bool) -> None:
                 typer.echo(f"  {part:<8}{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-stage_command(stages.get("evaluate"), _show_ocr_eval, json_help="Print everything as JSON.")
+stage_command("ocr-eval", "evaluate", _show_ocr_eval, json_help="Print everything as JSON.")
 
 
 # -- snapshots ------------------------------------------------------------------------------------------------------
@@ -191,7 +190,7 @@ def _show_analyze(saved: Any, spec: Any, as_json: bool) -> None:
         typer.echo(f"Stats:  {saved.json_path}")
 
 
-stage_command(stages.get("analyze"), _show_analyze)
+stage_command("analyze", "analyze", _show_analyze)
 
 
 # -- reports --------------------------------------------------------------------------------------------------------
@@ -269,6 +268,8 @@ def stages_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JS
 
     Example: aiforge stages list
     """
+    from aiforge import stages
+
     found = [stages.get(name) for name in stages.names()]
     rows = [{"name": s.name, "command": s.command or s.name, "summary": s.summary} for s in found]
     if as_json:
@@ -284,4 +285,6 @@ def stages_schema(name: Annotated[str, typer.Argument(help="A stage name from `a
 
     Example: aiforge stages schema dump
     """
+    from aiforge import stages
+
     print_json(stages.get(name).json_schema())
