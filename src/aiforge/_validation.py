@@ -16,11 +16,11 @@ satisfies at least one of them::
     >>> validate_params({"n_folds": 1, "threshold": 0.5, "checker": None}, constraints)
     Traceback (most recent call last):
     ...
-    aiforge.errors.InvalidInput: n_folds must be an integer >= 2; got 1
-    >>> validate_params({"n_folds": 4, "threshold": 0.5, "checker": 3}, constraints)
+    aiforge.errors.InvalidParameter: n_folds must be an integer >= 2; got 1
+    >>> validate_params({"n_folds": 4, "threshold": 0.5, "checker": 3}, constraints)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    aiforge.errors.InvalidInput: checker must be a string, an object with fit and predict_proba methods or None; got 3
+    aiforge.errors.InvalidParameter: checker must be a string, an object with fit and predict_proba methods ...; got 3
 
 A constraint is one of:
 
@@ -33,7 +33,8 @@ A constraint is one of:
 - :class:`Hidden` of any of these: accepted but not offered in messages (a sentinel such as ``"deprecated"``).
 
 scikit-learn's ``sklearn/utils/_param_validation.py`` is the model; this is a much smaller version that raises
-:class:`~aiforge.errors.InvalidInput` with the house message ``"<name> must be <what>; got <value>"``.
+:class:`~aiforge.errors.InvalidParameter` (an :class:`~aiforge.errors.InvalidInput`) with the house message
+``"<name> must be <what>; got <value>"``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any, ClassVar, Literal, cast
 
-from aiforge.errors import InvalidInput
+from aiforge.errors import InvalidInput, InvalidParameter
 
 __all__ = [
     "DEPRECATED",
@@ -264,7 +265,7 @@ def validate_params(params: Mapping[str, Any], constraints: Mapping[str, Sequenc
 
     Raises
     ------
-    InvalidInput
+    InvalidParameter
         ``"<name> must be <the acceptable values>; got <the value>"`` for the first value that satisfies none.
     """
     for name, value in params.items():
@@ -275,7 +276,7 @@ def validate_params(params: Mapping[str, Any], constraints: Mapping[str, Sequenc
         if any(c.is_satisfied_by(value) for c in made):
             continue
         wanted = [words for c in made for words in c.describe(name)]
-        raise InvalidInput(f"{name} must be {_join(wanted, 'or')}; got {_shown(value)}")
+        raise InvalidParameter(f"{name} must be {_join(wanted, 'or')}; got {_shown(value)}")
 
 
 class ParamValidationMixin:

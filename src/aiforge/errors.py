@@ -5,6 +5,7 @@ matches it, so ``except ValueError`` keeps working for callers who do not know a
 
     AiforgeError
     ├── InvalidInput (ValueError)         a bad argument, option, spec or name
+    │   ├── InvalidParameter              an argument outside what its declared constraint accepts (a usage error)
     │   └── UnknownSource                 a SOURCE that is neither a known URL scheme nor a readable path
     ├── NotFound (LookupError)
     │   ├── SnapshotNotFound              NAME or NAME@vN is not in the catalog
@@ -19,7 +20,8 @@ matches it, so ``except ValueError`` keeps working for callers who do not know a
     ├── WorkspaceError (OSError)          the workspace cannot be written (disk full, permissions)
     └── NotFittedError (AttributeError)   a fitted object used before ``fit``
 
-The CLI prints ``Error: <message>`` for any of these and exits with code 1. Servers answer them from one table,
+The CLI prints ``Error: <message>`` for any of these and exits with code 1, or 2 for an :class:`InvalidParameter`
+(a usage error, like an option Typer itself refuses). Servers answer them from one table,
 :data:`STATUS`, with a JSON body ``{"error": "<message>"}``; an error takes the row of its most specific class::
 
     class            HTTP   gRPC
@@ -46,6 +48,7 @@ __all__ = [
     "Conflict",
     "EmptyResult",
     "InvalidInput",
+    "InvalidParameter",
     "ModelNotFound",
     "NotFittedError",
     "NotFound",
@@ -68,6 +71,11 @@ class AiforgeError(Exception):
 
 class InvalidInput(AiforgeError, ValueError):
     """An argument, option, spec or name is not acceptable."""
+
+
+class InvalidParameter(InvalidInput):
+    """An argument is outside what its declared constraint accepts (``aiforge._validation``): the caller's mistake
+    in how a function or command was called, so the CLI exits with 2, as for any usage error."""
 
 
 class UnknownSource(InvalidInput):

@@ -11,7 +11,7 @@ import typer
 import typer.core
 
 from aiforge._version import __version__
-from aiforge.errors import AiforgeError
+from aiforge.errors import AiforgeError, InvalidParameter
 from aiforge.workspace import Workspace
 
 __all__ = [
@@ -19,17 +19,80 @@ __all__ = [
 ]
 
 
+# Typer's own control flow (--help, usage errors, typer.Exit, Abort) passes through untouched
+_CLICK_FLOW: tuple[type[BaseException], ...] = (
+    typer.Exit, typer.Abort, next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+)
+
+
 class CommandGroup(typer.core.TyperGroup):
-    """Turns library errors into one clean line on stderr and exit code 1."""
+    """One rule for how a command ends, whatever went wrong.
+
+    - An :class:`~aiforge.errors.AiforgeError` is one line ``Error: ...`` on stderr and exit code 1, or 2 for an
+      :class:`~aiforge.errors.InvalidParameter` (a usage error, like an option Typer refuses).
+    - Ctrl-C says so and exits with 130; whatever was being written is staged, so nothing half-written is kept.
+    - Anything else is a bug: one line saying so and where the full traceback was written (a log file under the
+      workspace's ``logs/``), exit code 1. ``--debug`` shows the traceback instead, for every case.
+    """
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except _CLICK_FLOW:
+            raise
         except AiforgeError as exc:
-            if ctx.params.get("debug") or (ctx.obj or {}).get("debug"):
+            if _debug(ctx):
                 raise
             typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2 if isinstance(exc, InvalidParameter) else 1) from exc
+        except KeyboardInterrupt:
+            if _debug(ctx):
+                raise
+            typer.echo("Interrupted: stopped at your request; nothing half-written was kept.", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            log = _write_crash_log(ctx, exc)
+            typer.echo(
+                f"Error: unexpected {type(exc).__name__}: {exc}\n"
+                f"  This is a bug in aiforge, not a mistake of yours. The full traceback is in {log}; "
+                "please attach it to a bug report (or rerun with --debug to see it here).",
+                err=True,
+            )
             raise typer.Exit(1) from exc
+
+
+def _debug(ctx: Any) -> bool:
+    root = ctx.find_root()
+    return bool(ctx.params.get("debug") or root.params.get("debug") or (root.obj or {}).get("debug"))
+
+
+def _write_crash_log(ctx: Any, exc: BaseException) -> Path:
+    """Write the traceback of a bug to WORKSPACE/logs/crash-STAMP.log (or the temp folder if that fails)."""
+    import datetime as dt
+    import os
+    import sys
+    import tempfile
+    import traceback
+
+    obj = ctx.find_root().obj or {}
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    text = (
+        f"aiforge {__version__} crashed at {stamp}\ncommand: {' '.join(sys.argv)}\n\n"
+        + "".join(traceback.format_exception(exc))
+    )
+    folders = [obj["workspace"].home / "logs"] if obj.get("workspace") else []
+    folders.append(Path(tempfile.gettempdir()))
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"crash-{stamp}-{os.getpid()}.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return Path("(the log could not be written)")
 
 
 class RootGroup(CommandGroup):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from aiforge.errors import InvalidInput
+from aiforge.errors import InvalidParameter
 
 __all__ = ["ENGINES", "Engine", "LocalEngine", "SparkEngine", "resolve_engine"]
 
@@ -66,18 +66,20 @@ def resolve_engine(engine: str | Engine | None = None, master: str | None = None
 
     Raises
     ------
-    InvalidInput
+    InvalidParameter
         An unknown engine name, or a master given for an engine that has none.
     """
     if isinstance(engine, Engine):
         if master is not None:
-            raise InvalidInput(f"master {master!r} given beside an engine object; use SparkEngine(master={master!r})")
+            raise InvalidParameter(
+                f"master {master!r} given beside an engine object; use SparkEngine(master={master!r})"
+            )
         return engine
     name = "local" if engine is None else engine
     if name not in ENGINES:
-        raise InvalidInput(f"unknown engine {name!r}; expected one of: {', '.join(ENGINES)}")
+        raise InvalidParameter(f"unknown engine {name!r}; expected one of: {', '.join(ENGINES)}")
     if name == "spark":
         return SparkEngine(master or "local[*]")
     if master is not None:
-        raise InvalidInput(f"--master {master!r} only applies to --engine spark; drop it or add --engine spark")
+        raise InvalidParameter(f"--master {master!r} only applies to --engine spark; drop it or add --engine spark")
     return LocalEngine()
