@@ -38,3 +38,24 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session = get_session(home=tmp_path_factory.mktemp("spark-home"))
     yield session
     session.stop()
+
+
+# -- fault trials: tests that kill aiforge on purpose record what they tried, and the summary says how many ------------
+
+_FAULT_TRIALS = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def fault_trials(request: pytest.FixtureRequest) -> list:
+    """A list to append one ``(stage, signal, delay_s)`` per kill; reported at the end of the run."""
+    return request.config.stash.setdefault(_FAULT_TRIALS, [])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    trials = config.stash.get(_FAULT_TRIALS, [])
+    if trials:
+        by_stage: dict[str, int] = {}
+        for stage, *_ in trials:
+            by_stage[stage] = by_stage.get(stage, 0) + 1
+        detail = ", ".join(f"{stage} {n}" for stage, n in sorted(by_stage.items()))
+        terminalreporter.write_line(f"fault trials: {len(trials)} kills ({detail}), the workspace checked after each")

@@ -10,11 +10,14 @@ import sys
 
 # Importing a command module registers its commands on `app` (or its `serve` group).
 from aiforge.cli import _stages, loadtest, serve_model, serve_aps, serve_up  # noqa: F401  # isort: skip
-from aiforge.cli._app import app
+from aiforge.cli._app import app, interrupted
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
     """Entry point of the ``aiforge`` console script."""
-    sys.exit(app())  # pragma: no cover
+    try:
+        sys.exit(app(standalone_mode=True))  # pragma: no cover
+    except KeyboardInterrupt:  # Ctrl-C outside a command (while options are parsed): commands say so themselves
+        interrupted()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, NoReturn
 
 import typer
 import typer.core
@@ -15,7 +15,7 @@ from aiforge.errors import AiforgeError, InvalidParameter
 from aiforge.workspace import Workspace
 
 __all__ = [
-    "CommandGroup", "RootGroup", "app", "human_bytes", "print_json", "serve_app", "workspace_of",
+    "CommandGroup", "RootGroup", "app", "human_bytes", "interrupted", "print_json", "serve_app", "workspace_of",
 ]
 
 
@@ -35,6 +35,12 @@ class CommandGroup(typer.core.TyperGroup):
       workspace's ``logs/``), exit code 1. ``--debug`` shows the traceback instead, for every case.
     """
 
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:  # Ctrl-C while the options are read; Typer would exit 130 without a word
+            interrupted()
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -48,8 +54,7 @@ class CommandGroup(typer.core.TyperGroup):
         except KeyboardInterrupt:
             if _debug(ctx):
                 raise
-            typer.echo("Interrupted: stopped at your request; nothing half-written was kept.", err=True)
-            raise typer.Exit(130) from None
+            interrupted()
         except Exception as exc:
             if _debug(ctx):
                 raise
@@ -61,6 +66,21 @@ class CommandGroup(typer.core.TyperGroup):
                 err=True,
             )
             raise typer.Exit(1) from exc
+
+
+def interrupted() -> NoReturn:
+    """Say that Ctrl-C stopped the command and exit with 130 (what shells expect after SIGINT).
+
+    The ``finally`` blocks between the interrupt and here have run (staging is removed); the process then ends
+    at once, because Python's own shutdown turns a Ctrl-C it saw into death by SIGINT (exit -2, no message).
+    """
+    import os
+    import sys
+
+    sys.stderr.write("Interrupted: stopped at your request; nothing half-written was kept.\n")
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(130)
 
 
 def _debug(ctx: Any) -> bool:

@@ -216,20 +216,38 @@ class Workspace:
             shutil.rmtree(path, ignore_errors=True)
 
     def sweep(self) -> list[Path]:
-        """Remove staging folders whose process is gone; return what was removed."""
+        """Remove what dead processes left behind; return what was removed.
+
+        That is staging folders whose process is gone, and snapshot folders that a process moved into place but
+        died before their catalog row was committed (no reader ever saw them).
+        """
         removed: list[Path] = []
-        if not self.tmp_dir.is_dir():
-            return removed
-        for entry in self.tmp_dir.iterdir():
-            parts = entry.name.split("-")
-            pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
-            if pid is not None and pid != os.getpid() and _alive(pid):
-                continue
-            if pid == os.getpid():
-                continue
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-        return removed
+        if self.tmp_dir.is_dir():
+            for entry in self.tmp_dir.iterdir():
+                parts = entry.name.split("-")
+                pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+                if pid == os.getpid() or (pid is not None and _alive(pid)):
+                    continue
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        return removed + self._sweep_uncommitted()
+
+    def _sweep_uncommitted(self) -> list[Path]:
+        if not self.snapshots_dir.is_dir():
+            return []
+        # A commit renames its folder and inserts its row in one write transaction, so while this holds the write
+        # lock no commit is half-way: a version folder without a row was left by a process that died in between.
+        with self._catalog(write=True) as conn:
+            known = {row[0] for row in conn.execute("SELECT path FROM snapshots")}
+            orphans = [
+                folder
+                for folder in self.snapshots_dir.glob("*/v*")
+                if folder.is_dir() and _version_of(folder) is not None
+                and str(folder.relative_to(self.home)) not in known
+            ]
+            for folder in orphans:
+                shutil.rmtree(folder, ignore_errors=True)
+        return orphans
 
     # -- snapshots -----------------------------------------------------------------------------------------------
 
