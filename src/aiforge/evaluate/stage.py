@@ -23,12 +23,17 @@ class OcrEvalSpec(StageSpec):
         Literal["popeval", "cascade", "all"], Field(description="PopEval, the IoU cascade, or both.")
     ] = "popeval"
     mode: Annotated[
-        str, Field(description="reference (the authors' popEval.py, exactly) or paper (ties 1/n, area>0).")
+        Literal["reference", "paper"],
+        Field(description="reference (the authors' popEval.py, exactly) or paper (ties 1/n, area>0)."),
     ] = "reference"
-    fmt: Annotated[str, Field(description="auto, reference, ic13, ic15 or polygon."), Cli(("--format",))] = "auto"
+    fmt: Annotated[
+        Literal["auto", "reference", "ic13", "ic15", "polygon"],
+        Field(description="Line format of both folders; auto tells the other four apart line by line."),
+        Cli(("--format",)),
+    ] = "auto"
     ignore_case: Annotated[bool, Field(description="Compare characters case-insensitively.")] = False
     normalize: Annotated[
-        str | None, Field(description="Unicode normalisation before comparing: NFC or NFKC.")
+        Literal["NFC", "NFKC"] | None, Field(description="Unicode normalisation before comparing: NFC or NFKC.")
     ] = None
     strip_special: Annotated[bool, Field(description="Drop ICDAR's special characters before comparing.")] = False
     ordered: Annotated[bool, Field(description="Order-aware popping ('CBA' no longer matches 'ABC').")] = False
@@ -39,9 +44,8 @@ def _run(spec: OcrEvalSpec, *, workspace: Any = None, progress: bool = False) ->
     from aiforge.evaluate.ocr import evaluate_dirs
 
     return evaluate_dirs(
-        spec.gt_dir, spec.pred_dir, metric=spec.metric, fmt=spec.fmt, mode=spec.mode,  # type: ignore[arg-type]
-        ordered=spec.ordered, case_sensitive=not spec.ignore_case,
-        normalization=spec.normalize, strip_special=spec.strip_special,  # type: ignore[arg-type]
+        spec.gt_dir, spec.pred_dir, metric=spec.metric, fmt=spec.fmt, mode=spec.mode, ordered=spec.ordered,
+        case_sensitive=not spec.ignore_case, normalization=spec.normalize, strip_special=spec.strip_special,
     )
 
 

@@ -67,10 +67,13 @@ def test_streaming_and_bad_arguments() -> None:
         cascade({}, {"b": []})
 
 
-def _write(folder: Path, files: dict[str, str]) -> Path:
+def _write(folder: Path, files: dict[str, str | None]) -> Path:
     folder.mkdir()
     for name, text in files.items():
-        (folder / name).write_text(text, encoding="utf-8")
+        if text is None:  # a folder
+            (folder / name).mkdir()
+        else:
+            (folder / name).write_text(text, encoding="utf-8")
     return folder
 
 
@@ -97,8 +100,49 @@ def test_evaluate_dirs_errors(tmp_path: Path) -> None:
     # every option is checked before a file is read
     with pytest.raises(InvalidInput, match=r"^iou_threshold must be a number with 0 < iou_threshold <= 1; got 2$"):
         evaluate_dirs(tmp_path / "missing", gt, iou_threshold=2)
-    with pytest.raises(InvalidInput, match=r"^fmt must be 'auto', 'reference', 'icdar2013', 'icdar2015' or 'polyg"):
+    with pytest.raises(InvalidInput, match=r"^fmt must be 'auto', 'reference', 'ic13', 'ic15' or 'polygon'; "
+                                           r"got 'csv'$"):
         evaluate_dirs(tmp_path / "missing", gt, fmt="csv")  # type: ignore[arg-type]
     ev = evaluate_dirs(gt, gt, metric="cascade")
     assert ev.popeval is None and ev.cascade is not None and ev.cascade.wem.hmean == 1.0
     assert evaluate_dirs(gt, gt).cascade is None
+
+
+def test_evaluate_dirs_takes_the_documented_formats_and_normalizations(tmp_path: Path) -> None:
+    gt = _write(tmp_path / "gt", {"a.txt": '0,0,9,9,"OK"\n'})
+    pred = _write(tmp_path / "pred", {"a.txt": "0,0,9,0,9,9,0,9,OK\n"})
+    assert evaluate_dirs(gt, gt, fmt="ic13", normalization="NFC").popeval.hmean == 1.0  # type: ignore[union-attr]
+    assert evaluate_dirs(pred, pred, fmt="ic15", normalization="NFKC").popeval.hmean == 1.0  # type: ignore[union-attr]
+    for old in ("icdar2013", "icdar2015"):
+        with pytest.raises(InvalidInput, match=rf"^fmt must be 'auto', 'reference', 'ic13', 'ic15' or 'polygon'; "
+                                               rf"got '{old}'$"):
+            evaluate_dirs(gt, pred, fmt=old)  # type: ignore[arg-type]
+    for form in ("NFD", "NFKD"):
+        with pytest.raises(InvalidInput, match=rf"^normalization must be None, 'NFC' or 'NFKC'; got '{form}'$"):
+            evaluate_dirs(gt, pred, normalization=form)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match=rf"^normalization must be None, 'NFC' or 'NFKC'; got '{form}'$"):
+            Cascade(normalization=form)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("gt_files", "pred_files", "found"), [
+    ({}, {}, r"the GT folder .*gt holds no \*\.txt file \(it is empty\) and the prediction folder .*pred holds no "
+             r"\*\.txt file \(it is empty\)"),
+    ({"a.gt": "0 0 9 0 9 9 0 9##::OK\n", "b.gt": ""}, {"a.pred": ""},
+     r"the GT folder .*gt holds no \*\.txt file \(found 2 other entries: a.gt, b.gt\) and the prediction folder "
+     r".*pred holds no \*\.txt file \(found 1 other entry: a.pred\)"),
+    ({"notes.md": "", "old.txt": None}, {"a.txt": "0 0 9 0 9 9 0 9##::OK\n"},
+     r"the GT folder .*gt holds no \*\.txt file \(found 2 other entries: notes.md, old.txt/\) and the prediction "
+     r"folder .*pred holds 1 \*\.txt file"),
+])
+def test_evaluating_no_image_is_an_error_not_a_perfect_score(tmp_path: Path, gt_files: dict[str, str],
+                                                              pred_files: dict[str, str | None], found: str) -> None:
+    gt = _write(tmp_path / "gt", gt_files)
+    pred = _write(tmp_path / "pred", pred_files)
+    with pytest.raises(InvalidInput, match=rf"^no image to evaluate: {found}; put one \*\.txt file per image in "
+                                           r"each folder, paired by file name$"):
+        evaluate_dirs(gt, pred, metric="all")
+
+
+def test_scoring_no_image_is_an_error() -> None:
+    with pytest.raises(InvalidInput, match=r"^no image to score: gt is an empty mapping; pass at least one image"):
+        cascade({}, {})

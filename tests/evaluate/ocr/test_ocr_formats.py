@@ -28,13 +28,13 @@ def test_icdar2013_lines_with_commas_or_spaces() -> None:
     expected = Box(((38, 43), (920, 43), (920, 215), (38, 215)), "Tired, ness")
     assert parse_line('38,43,920,215,"Tired, ness"') == expected
     assert parse_line('38 43 920 215 "Tired, ness"') == expected
-    assert parse_line('38, 43, 920, 215, "Tired, ness"', fmt="icdar2013") == expected
+    assert parse_line('38, 43, 920, 215, "Tired, ness"', fmt="ic13") == expected
 
 
 def test_icdar2015_lines_keep_commas_in_the_text() -> None:
-    box = parse_line("377,117,463,117,465,130,378,130,Genaxis, Theatre,", fmt="icdar2015")
+    box = parse_line("377,117,463,117,465,130,378,130,Genaxis, Theatre,", fmt="ic15")
     assert box is not None and box.text == "Genaxis, Theatre," and len(box.points) == 4
-    assert parse_line("1,1,2,1,2,2,1,2,12,34", fmt="icdar2015").text == "12,34"  # type: ignore[union-attr]
+    assert parse_line("1,1,2,1,2,2,1,2,12,34", fmt="ic15").text == "12,34"  # type: ignore[union-attr]
     assert parse_line("1,1,2,1,2,2,1,2,###").text == "###"  # type: ignore[union-attr]
 
 
@@ -48,17 +48,37 @@ def test_blank_lines_are_skipped() -> None:
     assert parse_line("  \r\n") is None
 
 
+def test_a_text_that_reads_as_nan_or_infinity_stays_text() -> None:
+    # only the even run of leading numbers is the polygon: a trailing "NaN" or "Infinity" is the word on the sign
+    assert parse_line("0,0,10,0,10,10,0,10,NaN") == Box(((0, 0), (10, 0), (10, 10), (0, 10)), "NaN")
+    assert parse_line("0,0,10,0,10,10,0,10,Infinity,x").text == "Infinity,x"  # type: ignore[union-attr]
+
+
+def test_a_non_finite_coordinate_in_a_file_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "img_1.txt"
+    path.write_text("0,0,10,0,10,10,0,10,ok\n0,0,nan,0,10,10,0,10,EXIT\n")
+    with pytest.raises(InvalidInput, match=r"^.*img_1.txt:2: expected a finite number, got 'nan'$"):
+        read_boxes(path)
+
+
 @pytest.mark.parametrize(("line", "fmt", "message"), [
     ("0 0 1 x##::t", "auto", r"f.txt:3: expected a number, got 'x'"),
     ("0 0 1##::t", "auto", r"f.txt:3: expected an even number \(at least 2\) of coordinates, got 3"),
     ("##::t", "auto", r"f.txt:3: expected an even number \(at least 2\) of coordinates, got 0"),
     ("hello", "auto", r"f.txt:3: expected `x1,y1,...,xn,yn,text`, got 'hello'"),
     ("0 0 1 1 t", "reference", r"f.txt:3: expected `x1 y1 ... x4 y4##::text`, got '0 0 1 1 t' \(no '##::'\)"),
-    ("1,2,3,word", "icdar2013", r'f.txt:3: expected ICDAR 2013 `xmin,ymin,xmax,ymax,"text"`, got'),
-    ("1,2,3,4,word", "icdar2015", r"f.txt:3: expected 8 comma-separated coordinates then the text"),
-    ("1,2,3,4,5,6,a,8,w", "icdar2015", r"f.txt:3: expected a number, got 'a'"),
+    ("1,2,3,word", "ic13", r'f.txt:3: expected ICDAR 2013 `xmin,ymin,xmax,ymax,"text"`, got'),
+    ("1,2,3,4,word", "ic15", r"f.txt:3: expected 8 comma-separated coordinates then the text"),
+    ("1,2,3,4,5,6,a,8,w", "ic15", r"f.txt:3: expected a number, got 'a'"),
     ("0 0 inf 0 1 1##::t", "auto", r"f.txt:3: expected a finite number, got 'inf'"),
-    ("0 0 1 1##::t", "csv", r"unknown OCR file format 'csv'"),
+    ("0,0,nan,0,10,10,0,10,word", "auto", r"f.txt:3: expected a finite number, got 'nan'"),
+    ("0,0,10,0,10,10,0,inf,word", "polygon", r"f.txt:3: expected a finite number, got 'inf'"),
+    ("0,0,10,-Infinity,10,10,0,10,word", "auto", r"f.txt:3: expected a finite number, got '-Infinity'"),
+    ("1e999,0,10,0,word", "auto", r"f.txt:3: expected a finite number, got '1e999'"),
+    ("0,0,10,0,10,10,0,nan,word", "ic15", r"f.txt:3: expected a finite number, got 'nan'"),
+    ('0,0,nan,10,"word"', "ic13", r"f.txt:3: expected a finite number, got 'nan'"),
+    ("0 0 1 1##::t", "csv", r"^unknown OCR file format 'csv'; expected one of auto, reference, ic13, ic15, polygon$"),
+    ("0 0 1 1##::t", "icdar2013", r"^unknown OCR file format 'icdar2013'; expected one of auto, reference, ic13, "),
 ])
 def test_bad_lines_name_the_file_and_line(line: str, fmt: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
@@ -115,4 +135,4 @@ def test_reference_format_round_trips(points: list[tuple[int, int]], text: str) 
 @given(st.lists(st.tuples(st.floats(-1e4, 1e4), st.floats(-1e4, 1e4)), min_size=4, max_size=4), line_text)
 def test_icdar2015_format_round_trips(points: list[tuple[float, float]], text: str) -> None:
     line = ",".join(f"{x!r},{y!r}" for x, y in points) + "," + text
-    assert parse_line(line, fmt="icdar2015") == Box(tuple(points), text)
+    assert parse_line(line, fmt="ic15") == Box(tuple(points), text)

@@ -13,7 +13,7 @@ def score_images(metric: Any, gt: Mapping[str, Sequence[Any]] | Sequence[Any],
     """Update ``metric`` with every image and return ``metric.compute()``.
 
     ``gt`` and ``pred`` are both one image's boxes, or both mappings of image name to boxes; a GT image without
-    predictions is scored as all missed, a prediction without GT is an error.
+    predictions is scored as all missed; a prediction without GT, or no image at all, is an error.
     """
     if not isinstance(gt, Mapping) and not isinstance(pred, Mapping):
         metric.update(gt, pred, name="0")
@@ -24,6 +24,9 @@ def score_images(metric: Any, gt: Mapping[str, Sequence[Any]] | Sequence[Any],
     if extra:
         raise InvalidInput(f"{len(extra)} prediction(s) have no ground truth: {', '.join(extra[:5])}; "
                            "add their GT files or remove the predictions")
+    if not gt:  # no image is not a perfect score
+        raise InvalidInput("no image to score: gt is an empty mapping; pass at least one image's boxes "
+                           "(an image without text is an empty list)")
     for name in gt:
         metric.update(gt[name], pred.get(name), name=name)
     return metric.compute()

@@ -7,12 +7,14 @@ from typing import Any, Literal
 
 from aiforge._validation import Options
 
-Normalization = Literal["NFC", "NFKC", "NFD", "NFKD"] | None
+# The composed forms only: a decomposed form (NFD, NFKD) splits a Hangul syllable or an accented letter into
+# several characters, so PopEval would count jamo and combining marks instead of the characters a reader sees.
+Normalization = Literal["NFC", "NFKC"] | None
 
 #: The declared constraints of the text options that PopEval and the cascade share.
 TEXT_OPTIONS: dict[str, list[Any]] = {
     "case_sensitive": ["boolean"],
-    "normalization": [None, Options("NFC", "NFKC", "NFD", "NFKD")],
+    "normalization": [None, Options("NFC", "NFKC")],
     "strip_special": ["boolean"],
     "dont_care": [str, None],
 }

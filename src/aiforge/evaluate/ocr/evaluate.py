@@ -17,6 +17,7 @@ from aiforge.evaluate.ocr.popeval import Mode, PopEval, PopEvalResult, Ties, pop
 __all__ = ["OCREvaluation", "evaluate_dirs"]
 
 Metric = Literal["popeval", "cascade", "all"]
+_SUFFIX = ".txt"  # read_dir's default: the suffix of an OCR file
 # every option is checked before any file is read
 _CONSTRAINTS: dict[str, list[Any]] = {
     "metric": [Options("popeval", "cascade", "all")],
@@ -57,7 +58,7 @@ def evaluate_dirs(gt_dir: str | Path, pred_dir: str | Path, *, metric: Metric = 
     gt_dir, pred_dir : str or Path
         Folders of ``*.txt`` files, one per image, paired by file name.
     metric : {"popeval", "cascade", "all"}, default "popeval"
-    fmt : {"auto", "reference", "icdar2013", "icdar2015", "polygon"}, default "auto"
+    fmt : {"auto", "reference", "ic13", "ic15", "polygon"}, default "auto"
         Line format of both folders (see :mod:`aiforge.evaluate.ocr.formats`).
     mode, ties, positive_area, ordered
         PopEval options (see :func:`~aiforge.evaluate.ocr.popeval`).
@@ -73,7 +74,8 @@ def evaluate_dirs(gt_dir: str | Path, pred_dir: str | Path, *, metric: Metric = 
     Raises
     ------
     InvalidInput
-        A malformed line (the message names file and line), an unknown option, or prediction files without GT.
+        A malformed line (the message names file and line), an unknown option, prediction files without GT, or no
+        GT file at all (zero images is not a perfect score: the message says what each folder holds).
     SourceError
         A folder or file cannot be read.
 
@@ -100,6 +102,10 @@ def evaluate_dirs(gt_dir: str | Path, pred_dir: str | Path, *, metric: Metric = 
                     _CONSTRAINTS)
     gt = read_dir(gt_dir, fmt=fmt)
     pred = read_dir(pred_dir, fmt=fmt)
+    if not gt:
+        raise InvalidInput(f"no image to evaluate: the GT folder {gt_dir} {_holds(Path(gt_dir), gt)} and the "
+                           f"prediction folder {pred_dir} {_holds(Path(pred_dir), pred)}; put one *{_SUFFIX} file "
+                           "per image in each folder, paired by file name")
     extra = sorted(set(pred) - set(gt))
     if extra:
         raise InvalidInput(f"{len(extra)} prediction file(s) in {pred_dir} have no GT file in {gt_dir}: "
@@ -118,3 +124,17 @@ def evaluate_dirs(gt_dir: str | Path, pred_dir: str | Path, *, metric: Metric = 
         cas = cascade(gt, pred, iou_threshold=iou_threshold, case_sensitive=case_sensitive,
                       normalization=normalization, strip_special=strip_special, dont_care=dont_care)
     return OCREvaluation(popeval=pop, cascade=cas, missing_predictions=missing, n_images=len(gt))
+
+
+def _holds(folder: Path, read: dict[str, Any]) -> str:
+    """What a folder holds, for an error: its number of OCR files, or when none, what else is there."""
+    if read:
+        return f"holds {len(read)} *{_SUFFIX} file{'s' if len(read) > 1 else ''}"
+    try:
+        others = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    except OSError:  # listed a moment ago by read_dir; the error is about the images, not this listing
+        return f"holds no *{_SUFFIX} file"
+    if not others:
+        return f"holds no *{_SUFFIX} file (it is empty)"
+    names = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+    return f"holds no *{_SUFFIX} file (found {len(others)} other {'entry' if len(others) == 1 else 'entries'}: {names})"

@@ -5,24 +5,28 @@ Four line formats are understood, and ``fmt="auto"`` tells them apart line by li
 ``reference``
     PopEval's own format, ``x1 y1 x2 y2 x3 y3 x4 y4##::text``; any even number of coordinates, separated by spaces
     or commas. The text is everything after the first ``##::`` and may contain anything.
-``icdar2013``
-    ``xmin,ymin,xmax,ymax,"text"`` (commas or spaces), an axis-aligned rectangle with the text in double quotes.
-``icdar2015``
-    ``x1,y1,x2,y2,x3,y3,x4,y4,text``: exactly eight coordinates; the text is the rest of the line, commas included.
+``ic13``
+    ICDAR 2013, ``xmin,ymin,xmax,ymax,"text"`` (commas or spaces), an axis-aligned rectangle with the text in double
+    quotes.
+``ic15``
+    ICDAR 2015, ``x1,y1,x2,y2,x3,y3,x4,y4,text``: exactly eight coordinates; the text is the rest of the line, commas
+    included.
 ``polygon``
     ``x1,y1,...,xn,yn,text`` (CLEval, Total-Text): the longest even run of leading numbers is the polygon, the rest
     of the line is the text. ``auto`` reads comma-separated lines this way, so for a four-point file whose texts may
-    start with ``number,number`` pass ``fmt="icdar2015"``.
+    start with ``number,number`` pass ``fmt="ic15"``.
 
-Coordinates may be integers or floats. Files are UTF-8, with or without a byte-order mark, with LF or CRLF line ends.
-Blank lines are skipped; any other line that cannot be read raises :class:`~aiforge.errors.InvalidInput` naming the
-file and the line number.
+Coordinates may be integers or floats, never ``nan`` or ``inf``: that is an error naming the file and line in every
+format (a polygon whose even run of leading numbers holds one is not cut short before it). Files are UTF-8, with or
+without a byte-order mark, with LF or CRLF line ends. Blank lines are skipped; any other line that cannot be read
+raises :class:`~aiforge.errors.InvalidInput` naming the file and the line number.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -38,8 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMATS", "Box", "parse_line", "polygons", "read_boxes", "read_dir"]
 
-Format = Literal["auto", "reference", "icdar2013", "icdar2015", "polygon"]
-FORMATS: tuple[str, ...] = ("auto", "reference", "icdar2013", "icdar2015", "polygon")
+Format = Literal["auto", "reference", "ic13", "ic15", "polygon"]
+#: The line formats, by the names the CLI (``--format``) and the guide use.
+FORMATS: tuple[str, ...] = typing.get_args(Format)
 
 _SEPARATOR = "##::"
 _IC13 = re.compile(r'^\s*([^,\s]+)\s*[,\s]\s*([^,\s]+)\s*[,\s]\s*([^,\s]+)\s*[,\s]\s*([^,\s]+)\s*[,\s]\s*"(.*)"\s*$')
@@ -117,11 +122,13 @@ def _pairs(values: Sequence[float], where: str) -> tuple[tuple[float, float], ..
     return tuple((values[i], values[i + 1]) for i in range(0, len(values), 2))
 
 
-def _is_number(token: str) -> bool:
+def _is_float(token: str) -> bool:
+    """Whether ``float`` reads the token, ``nan`` and ``inf`` included: they are coordinates, if bad ones."""
     try:
-        return math.isfinite(float(token))
+        float(token)
     except ValueError:
         return False
+    return True
 
 
 def _reference(line: str, where: str) -> tuple[tuple[tuple[float, float], ...], str]:
@@ -130,7 +137,7 @@ def _reference(line: str, where: str) -> tuple[tuple[tuple[float, float], ...], 
     return _pairs([_number(t, where) for t in tokens], where), text
 
 
-def _icdar2013(line: str, where: str) -> tuple[tuple[tuple[float, float], ...], str]:
+def _ic13(line: str, where: str) -> tuple[tuple[tuple[float, float], ...], str]:
     match = _IC13.match(line)
     if match is None:
         raise InvalidInput(f'{where}: expected ICDAR 2013 `xmin,ymin,xmax,ymax,"text"`, got {line!r}')
@@ -142,7 +149,7 @@ def _comma(line: str, where: str, n_coords: int | None) -> tuple[tuple[tuple[flo
     tokens = line.split(",")
     if n_coords is None:  # the longest even run of leading numbers
         n = 0
-        while n < len(tokens) and _is_number(tokens[n]):
+        while n < len(tokens) and _is_float(tokens[n]):
             n += 1
         n -= n % 2
     else:
@@ -162,7 +169,7 @@ def parse_line(line: str, *, fmt: Format = "auto", where: str = "<line>", line_n
     ----------
     line : str
         The line, without or with its line end.
-    fmt : {"auto", "reference", "icdar2013", "icdar2015", "polygon"}, default "auto"
+    fmt : {"auto", "reference", "ic13", "ic15", "polygon"}, default "auto"
         The line format (see the module docstring).
     where : str
         ``file:line`` used in error messages.
@@ -182,7 +189,7 @@ def parse_line(line: str, *, fmt: Format = "auto", where: str = "<line>", line_n
     --------
     >>> parse_line("0 0 10 0 10 5 0 5##::EXIT").text
     'EXIT'
-    >>> parse_line('1,2,30,40,"Tiredness"').points[2]
+    >>> parse_line('1,2,30,40,"Tiredness"', fmt="ic13").points[2]
     (30.0, 40.0)
     >>> parse_line("0,0,10,0,10,5,0,5,Hello, world").text
     'Hello, world'
@@ -194,16 +201,16 @@ def parse_line(line: str, *, fmt: Format = "auto", where: str = "<line>", line_n
         if _SEPARATOR in line:
             fmt = "reference"
         elif _IC13.match(line) and line.rstrip().endswith('"'):
-            fmt = "icdar2013"
+            fmt = "ic13"
         else:
             fmt = "polygon"
     if fmt == "reference":
         if _SEPARATOR not in line:
             raise InvalidInput(f"{where}: expected `x1 y1 ... x4 y4##::text`, got {line!r} (no '##::')")
         points, text = _reference(line, where)
-    elif fmt == "icdar2013":
-        points, text = _icdar2013(line, where)
-    elif fmt == "icdar2015":
+    elif fmt == "ic13":
+        points, text = _ic13(line, where)
+    elif fmt == "ic15":
         points, text = _comma(line, where, 8)
     elif fmt == "polygon":
         points, text = _comma(line, where, None)
@@ -219,7 +226,7 @@ def read_boxes(path: str | Path, *, fmt: Format = "auto") -> list[Box]:
     ----------
     path : str or Path
         A UTF-8 text file (byte-order mark and CRLF accepted), one box per line.
-    fmt : {"auto", "reference", "icdar2013", "icdar2015", "polygon"}, default "auto"
+    fmt : {"auto", "reference", "ic13", "ic15", "polygon"}, default "auto"
 
     Returns
     -------
@@ -265,7 +272,7 @@ def read_dir(directory: str | Path, *, fmt: Format = "auto", suffix: str = ".txt
     Parameters
     ----------
     directory : str or Path
-    fmt : {"auto", "reference", "icdar2013", "icdar2015", "polygon"}, default "auto"
+    fmt : {"auto", "reference", "ic13", "ic15", "polygon"}, default "auto"
     suffix : str, default ".txt"
         Only files ending with this are read.
 
