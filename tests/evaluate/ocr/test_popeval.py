@@ -86,6 +86,24 @@ def test_tied_candidates_are_popped_in_turn_or_split() -> None:
     assert split.popped == pytest.approx((1 + 2) / 2)
 
 
+def test_every_tied_candidate_pops_before_any_other_box_moves() -> None:
+    # Worked by hand. g = "AB" (x 0-30, y 0-10) has three candidates with the same ratio 100/300: a = "A" (x 0-10),
+    # b = "B" (x 10-20), c = "B" (x 20-30). h = "AB" (x 5-15, y 5-25) also overlaps a and b, so it starts contested
+    # (two candidates) and, being farther from the origin, waits behind g.
+    #   The reference pops g with a, b and c in one step: A from a, B from b; c has nothing left to give g. h then
+    #   finds a and b empty and pops nothing: popped 2 of 3 predicted / 4 GT characters.
+    #   Popping only the first tie (a) would leave g contested by b and c while h, its "A" gone from a, becomes a
+    #   single-candidate box and takes b's B first; g would then take c's B: popped 3, a different score.
+    g, h = rect(0, 30, "AB"), rect(5, 15, "AB", 5, 25)
+    a, b, c = rect(0, 10, "A"), rect(10, 20, "B"), rect(20, 30, "B")
+    r = popeval({"page": [g, h]}, {"page": [a, b, c]})
+    assert (r.popped, r.pred_chars, r.gt_chars) == (2, 3, 4)
+    assert (r.precision, r.recall, r.splits, r.merges) == (2 / 3, 0.5, 1, 0)
+    # ties="split": g pops "AB" with a, b and c, each from the same text and credited 1/3: A, B and B.
+    split = popeval({"page": [g, h]}, {"page": [a, b, c]}, ties="split")
+    assert (split.popped, split.splits, split.merges) == (1.0, 1, 0)
+
+
 def test_ordered_variant_pops_a_common_subsequence() -> None:
     assert popeval([rect(0, 10, "ABC")], [rect(0, 10, "CBA")], ordered=True).popped == 1
     assert popeval([rect(0, 10, "ABCD")], [rect(0, 10, "AXCD")], ordered=True).popped == 3
