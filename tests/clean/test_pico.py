@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.sparse import csr_matrix
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from aiforge.clean import PICO
 from aiforge.clean.pico import (
@@ -67,6 +68,38 @@ def test_initial_transition_is_diagonal_heavy_and_stochastic():
     t = initial_transition(4, 0.7)
     np.testing.assert_allclose(t.sum(axis=1), 1.0)
     assert t[0, 0] == pytest.approx(0.7) and t[0, 1] == pytest.approx(0.1)
+
+
+class _Oracle(ClassifierMixin, BaseEstimator):
+    """A checker that learns nothing: p(class 1 | x) is the row's first feature, so each likelihood is known."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X):
+        return np.column_stack([1.0 - X[:, 0], X[:, 0]])
+
+
+def test_the_history_prior_starts_from_the_given_labels_by_hand():
+    # 8 examples, 2 classes; checker p(1 | x): 0.9 for row 0 (given 0), 0.2 for rows 1-3 (given 0), 0.8 for rows
+    # 4-7 (given 1). stay=0.5 makes the first prior flat, so iteration 1's posterior is the checker's (frequencies
+    # 0.5, 0.5 cancel): row 0 moves to 1. The hard counts (given -> argmax) are [[3, 1], [0, 4]]; with 2 pseudo-
+    # examples per row spread like the initial matrix (0.5 each), T = [[4, 2], [1, 5]] / 6.
+    # Iteration 2: the labels hold 3 zeros and 5 ones, so the checker's probabilities are divided by (3/8, 5/8),
+    # and with carry=0 every prior is the GIVEN label's row of T. Row 0 (given 0): (2/3 * 0.1 / (3/8),
+    # 1/3 * 0.9 / (5/8)) = (8/45, 12/25) -> (10/37, 27/37); a prior from its current label 1 would give
+    # (1/6 * 0.1 / (3/8), 5/6 * 0.9 / (5/8)) = (2/45, 6/5) -> (1/28, 27/28). Rows 1-3: (64/45, 8/75) -> (40/43, 3/43);
+    # rows 4-7: (4/45, 16/15) -> (1/13, 12/13). No label moves, and the counts give T again.
+    X = np.array([[0.9], [0.2], [0.2], [0.2], [0.8], [0.8], [0.8], [0.8]])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    pico = PICO(checker=_Oracle(), n_iter=2, n_folds=2, n_repeats=1, stay=0.5, smoothing=2.0, temperature=1.0,
+                em_steps=0, deconvolve=False, carry=0.0).fit(X, y)
+    assert pico.corrected_labels_.tolist() == [1, 0, 0, 0, 1, 1, 1, 1]
+    assert [h.tolist() for h in pico.history_] == [y.tolist(), [1, 0, 0, 0, 1, 1, 1, 1], [1, 0, 0, 0, 1, 1, 1, 1]]
+    hand = np.array([[10 / 37, 27 / 37]] + [[40 / 43, 3 / 43]] * 3 + [[1 / 13, 12 / 13]] * 4)
+    np.testing.assert_allclose(pico.label_posterior_, hand, rtol=1e-6)  # float32 log-probabilities
+    np.testing.assert_allclose(pico.transition_, [[4 / 6, 2 / 6], [1 / 6, 5 / 6]], rtol=1e-12)
 
 
 def test_recovers_most_flips_on_digits_with_20_percent_noise(digits):
