@@ -195,7 +195,10 @@ def test_inference_server_down_is_503(digits_x: np.ndarray) -> None:
         ready = aps.client.get("/health/ready")
         live = aps.client.get("/health/live")
     assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "1"  # nothing ran: the client may retry (the server may be restarting)
     assert answer.json()["error"].startswith(f"inference server 127.0.0.1:{port} is unavailable (")
+    assert answer.json()["error"].endswith(f"retry after the Retry-After seconds, and check that it is running at "
+                                           f"127.0.0.1:{port}")
     assert ready.status_code == 503 and live.json() == {"live": True}
 
 

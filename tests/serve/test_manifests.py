@@ -51,6 +51,7 @@ def test_settings_defaults_and_derived_values(repo: Path) -> None:
     assert ServeSettings(model_repo=repo, model="Churn_Model", cpus=0.4).threads == 1
     assert ServeSettings(model_repo=repo, model="Churn_Model", cpus=2.6).threads == 3
     assert settings.token is None
+    assert (settings.max_restarts, settings.restart_window_s, settings.restart_backoff_s) == (5, 60.0, 0.5)
 
 
 @pytest.mark.parametrize(
@@ -68,6 +69,11 @@ def test_settings_defaults_and_derived_values(repo: Path) -> None:
         ({"version": "v1"}, "  version: a version is a positive integer such as '1' (got 'v1')"),
         ({"model": "fraud"}, "  model: 'fraud' is not in the model repository "),
         ({"replica": 2}, "  replica: unknown key; allowed keys: model_repo, model, version, handler, replicas,"),
+        ({"max_restarts": -1}, "  max_restarts: max_restarts must be 0 (never restart) or more (got -1)"),
+        ({"restart_window_s": 0}, "  restart_window_s: restart_window_s must be greater than 0 seconds, e.g. 60 "
+                                  "(got 0)"),
+        ({"restart_backoff_s": -0.5}, "  restart_backoff_s: restart_backoff_s must be 0 seconds or more, e.g. 0.5 "
+                                      "(got -0.5)"),
     ],
 )
 def test_settings_errors_name_the_field(repo: Path, override: dict[str, Any], message: str) -> None:
@@ -338,3 +344,19 @@ def test_cli_help_has_an_example(command: str) -> None:
     result = CliRunner().invoke(app, ["serve", command, "--help"], terminal_width=200)
     assert result.exit_code == 0
     assert f"Example: aiforge serve {command} churn " in result.output
+
+
+def test_write_manifests_through_symlinks(tmp_path: Path, repo: Path) -> None:
+    settings = _settings(repo)
+    real = tmp_path / "real"
+    real.mkdir()
+    folder = tmp_path / "deploy"
+    folder.symlink_to(real)  # a symlinked folder is written into
+    target = tmp_path / "gitops" / "churn.yaml"
+    target.parent.mkdir()
+    (real / "churn-model-k8s.yaml").symlink_to(target)  # a symlinked file is written through, not replaced
+    (path,) = write_manifests(settings, folder, kind="k8s")
+    assert path == folder / "churn-model-k8s.yaml"
+    assert folder.is_symlink() and path.is_symlink()
+    assert list(yaml.safe_load_all(target.read_text())) == k8s_manifests(settings)
+    assert sorted(p.name for p in real.iterdir()) == ["churn-model-k8s.yaml"]

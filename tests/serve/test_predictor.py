@@ -144,8 +144,8 @@ def test_server_down_is_a_service_error_at_once() -> None:
         finally:
             await predictor.close()
 
-    with pytest.raises(ServiceError, match=r"inference server 127.0.0.1:\d+ is unavailable .*; check that it is "
-                                           "running"):
+    with pytest.raises(Overloaded, match=r"inference server 127.0.0.1:\d+ is unavailable .*; retry after the "
+                                         "Retry-After seconds, and check that it is running"):
         run(call)
 
 
@@ -225,8 +225,9 @@ def test_tokens(onnx_repo: Path) -> None:
         ("UNAVAILABLE", (("retry-after", "2"),), Overloaded, "inference server 127.0.0.1:1 is overloaded: "
                                                              "input 'x': bad shape"),
         ("RESOURCE_EXHAUSTED", (), Overloaded, "inference server 127.0.0.1:1 is overloaded: input 'x': bad shape"),
-        ("UNAVAILABLE", (), ServiceError, "inference server 127.0.0.1:1 is unavailable (input 'x': bad shape); "
-                                          "check that it is running at 127.0.0.1:1"),
+        ("UNAVAILABLE", (), Overloaded, "inference server 127.0.0.1:1 is unavailable (input 'x': bad shape); "
+                                        "retry after the Retry-After seconds, and check that it is running at "
+                                        "127.0.0.1:1"),
         ("INTERNAL", (), ServiceError, "inference server 127.0.0.1:1 failed: INTERNAL: input 'x': bad shape"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -259,11 +260,12 @@ def test_supervise_stops_everything_on_sigterm(iris_repo: tuple[Path, Any, np.nd
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
 
 
-def test_supervise_stops_the_others_when_one_process_exits(iris_repo: tuple[Path, Any, np.ndarray]) -> None:
+def test_supervise_with_restarts_off_stops_the_others_when_one_process_exits(
+        iris_repo: tuple[Path, Any, np.ndarray]) -> None:
     from aiforge.serve.deploy.supervise import supervise
 
     repo, _, _ = iris_repo
-    settings = ServeSettings(model_repo=repo, model="iris", **_ports())
+    settings = ServeSettings(model_repo=repo, model="iris", max_restarts=0, **_ports())
     stacks: list[Stack] = []
 
     def ready(stack: Stack) -> None:
@@ -271,13 +273,147 @@ def test_supervise_stops_the_others_when_one_process_exits(iris_repo: tuple[Path
         inference = next(p for p in stack.processes if stack.name_of(p) == "inference-0")
         inference.kill()
 
-    with pytest.raises(ServiceError, match=r"^inference-0 exited with code -9; stopping the others\. Its last "
-                                           r"output:\n"):
-        supervise(settings, wait_s=60, on_ready=ready, on_stopping=lambda: pytest.fail("not an interrupt"))
+    with pytest.raises(ServiceError, match=r"^inference-0 exited with code -9: 1 crash within 60 s, more than the 0 "
+                                           r"restarts allowed \(max_restarts\); stopping the others\. Its last "
+                                           r"output:\nready: serving iris"):
+        supervise(settings, wait_s=60, on_ready=ready, on_stopping=lambda: pytest.fail("not an interrupt"),
+                  on_event=lambda line: pytest.fail(f"no restart: {line}"))
     (stack,) = stacks
     assert [stack.name_of(p) for p in stack.processes] == ["aps-0", "inference-0"]
     assert stack.processes[0].returncode == 0  # the APS was stopped gracefully
     assert _gone({p.pid for p in stack.processes})
+
+
+def test_supervise_restarts_a_killed_inference_server_while_the_aps_answers_503(
+        iris_repo: tuple[Path, Any, np.ndarray]) -> None:
+    """kill -9 the inference server under a bounded load: the APS keeps answering (503 + Retry-After, never a refused
+    connection), the supervisor restarts the server with a message, and requests succeed again."""
+    import os
+    import signal
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aiforge.serve.deploy.supervise import supervise
+
+    repo, model, X = iris_repo
+    settings = ServeSettings(model_repo=repo, model="iris", restart_backoff_s=0.1, **_ports())
+    body = {"instances": X[:1].tolist()}
+    expected = model.predict(X[:1]).tolist()
+    events: list[str] = []
+    answers: dict[str, list[tuple[Any, str | None, str]]] = {"before": [], "gap": [], "after": []}
+    pids: dict[str, list[int]] = {"aps-0": [], "inference-0": []}
+    finished = threading.Event()
+
+    def drive(stack: Stack) -> None:
+        url = stack.urls["aps"] + "/predict"
+        try:
+            with httpx.Client(timeout=10) as client, ThreadPoolExecutor(4) as pool:
+                def send(_: int) -> tuple[Any, str | None, str]:
+                    time.sleep(0.005)  # paces the load so the restarting server gets a share of the 2 cores
+                    try:
+                        response = client.post(url, json=body)
+                    except httpx.HTTPError as exc:  # a refused or dropped connection: what must never happen
+                        return type(exc).__name__, None, str(exc)
+                    ok = response.status_code == 200 and response.json()["outputs"]["label"] == expected
+                    return (response.status_code if ok or response.status_code != 200 else "wrong answer",
+                            response.headers.get("retry-after"), response.text)
+
+                answers["before"] += pool.map(send, range(40))
+                inference = next(p for p in stack.processes if stack.name_of(p) == "inference-0")
+                pids["inference-0"].append(inference.pid)
+                pids["aps-0"] += [p.pid for p in stack.processes if stack.name_of(p) == "aps-0"]
+                inference.kill()  # kill -9
+                deadline = time.monotonic() + 60  # bounded in time and in count
+                while time.monotonic() < deadline and len(answers["gap"]) < 4000 and not finished.is_set():
+                    answers["gap"] += pool.map(send, range(8))
+                    statuses = [status for status, _, _ in answers["gap"]]
+                    if 503 in statuses and statuses[-1] == 200:
+                        break
+                answers["after"] += pool.map(send, range(40))
+                pids["inference-0"] += [p.pid for p in stack.processes if stack.name_of(p) == "inference-0"]
+                pids["aps-0"] += [p.pid for p in stack.processes if stack.name_of(p) == "aps-0"]
+        finally:
+            if not finished.is_set():
+                os.kill(os.getpid(), signal.SIGTERM)  # as a service manager stops `serve up`
+
+    threads: list[threading.Thread] = []
+
+    def ready(stack: Stack) -> None:
+        threads.append(threading.Thread(target=drive, args=(stack,), daemon=True))
+        threads[0].start()
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)  # a late SIGTERM must not end pytest
+    try:
+        assert supervise(settings, wait_s=60, on_ready=ready, on_event=events.append) is None
+    finally:
+        finished.set()
+        for thread in threads:
+            thread.join(60)
+        signal.signal(signal.SIGTERM, previous)
+
+    gap = answers["gap"]
+    kinds = {status for status, _, _ in answers["before"] + gap + answers["after"]}
+    assert kinds <= {200, 503}, [a for a in answers["before"] + gap + answers["after"] if a[0] not in (200, 503)][:3]
+    assert {status for status, _, _ in answers["before"]} == {status for status, _, _ in answers["after"]} == {200}
+    refused = [(retry, text) for status, retry, text in gap if status == 503]
+    assert refused, "no request reached the APS while the inference server was down"
+    for retry, text in refused:
+        assert retry == "1"
+        assert text.startswith('{"error":"inference server 127.0.0.1:')
+    assert gap[-1][0] == 200
+    assert len(events) == 2, events
+    assert re.fullmatch(r"inference-0 exited with code -9; restarting it in 0\.1 s \(restart 1 of at most 5 within "
+                        r"60 s; log: .*inference-0\.log\)", events[0]), events[0]
+    assert re.fullmatch(r"inference-0 is ready again \(restart 1, pid \d+\)", events[1]), events[1]
+    old, new = pids["inference-0"]
+    assert old != new and events[1].endswith(f"pid {new})")
+    assert len(set(pids["aps-0"])) == 1  # the APS was never stopped
+    assert _gone({old, new, *pids["aps-0"]})
+
+
+def test_cli_serve_up_gives_up_after_repeated_crashes(iris_repo: tuple[Path, Any, np.ndarray],
+                                                      tmp_path: Path) -> None:
+    """A model that no longer loads: each restart crashes at start-up, so `serve up` gives up after max_restarts."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    repo = tmp_path / "models"
+    shutil.copytree(iris_repo[0], repo)
+    ports = _ports()
+    command = [sys.executable, "-m", "aiforge", "serve", "up", "iris", "--model-repo", str(repo),
+               "--port", str(ports["aps_port"]), "--http-port", str(ports["http_port"]),
+               "--grpc-port", str(ports["grpc_port"]), "--max-restarts", "2", "--restart-backoff-s", "0.05"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    servers: set[int] = set()
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        while not lines or lines[-1] != "Ctrl-C to stop":
+            line = process.stdout.readline()
+            assert line, f"serve up ended early: {lines} {process.stderr.read() if process.stderr else ''}"
+            lines.append(line.rstrip("\n"))
+        servers = {child.pid for child in psutil.Process(process.pid).children()}
+        (repo / "iris" / "1" / "model.onnx").write_bytes(b"no longer a model")
+        inference = next(child for child in psutil.Process(process.pid).children() if "model" in child.cmdline())
+        inference.send_signal(signal.SIGKILL)
+        _, err = process.communicate(timeout=120)
+        code = process.returncode
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert code == 1, err
+    log = r"; log: \S+inference-0\.log\)"
+    assert re.match(r"inference-0 exited with code -9; restarting it in 0\.05 s \(restart 1 of at most 2 within 60 s"
+                    + log + r"\ninference-0 exited with code 1; restarting it in 0\.1 s \(restart 2 of at most 2 "
+                    r"within 60 s" + log + r"\nError: inference-0 exited with code 1: 3 crashes within 60 s, more than "
+                    r"the 2 restarts allowed \(max_restarts\); stopping the others\. Its last output:\n", err), err
+    assert "is not a readable ONNX model" in err
+    assert servers and _gone(servers)
+    assert not [p.pid for p in psutil.process_iter(["cmdline"]) if str(repo) in " ".join(p.info["cmdline"] or [])]
 
 
 def test_supervise_passes_start_up_failures_on(tmp_path: Path) -> None:

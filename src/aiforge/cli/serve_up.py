@@ -78,13 +78,34 @@ def serve_up(
     max_batch_size: BatchOption = None,
     max_queue_delay_ms: DelayOption = None,
     token_env: TokenEnvOption = None,
+    max_restarts: Annotated[
+        int | None,
+        typer.Option("--max-restarts", min=0, help="Restart a crashed server process at most N times within "
+                     "--restart-window-s; one crash more stops everything (0: never restart) [5]."),
+    ] = None,
+    restart_window_s: Annotated[
+        float | None,
+        typer.Option("--restart-window-s", min=0.001, help="Seconds over which a process's crashes are counted [60]."),
+    ] = None,
+    restart_backoff_s: Annotated[
+        float | None,
+        typer.Option("--restart-backoff-s", min=0.0, help="Wait before the first restart; doubles with each crash "
+                     "in the window, at most 30 s [0.5]."),
+    ] = None,
     config: ConfigOption = None,
-    wait_s: Annotated[float, typer.Option("--wait-s", min=0.1, help="How long the servers may take to start.")] = 60.0,
+    wait_s: Annotated[
+        float, typer.Option("--wait-s", min=0.1, help="How long the servers may take to start (and to start again "
+                            "after a crash).")
+    ] = 60.0,
 ) -> None:
     """Serve MODEL on this machine: the inference server and the APS server, until Ctrl-C.
 
     --replicas N starts N processes of each server sharing the ports; --cpus C gives each inference replica C
-    ONNX Runtime threads. Prints the URLs and a curl example; Ctrl-C stops everything gracefully.
+    ONNX Runtime threads. Prints the URLs and a curl example; Ctrl-C or SIGTERM stops everything gracefully.
+
+    A server process that crashes is restarted (after 0.5 s, then 1 s, 2 s... at most 30 s), and each crash and
+    restart is reported on stderr; meanwhile the APS answers 503 with Retry-After. More than --max-restarts crashes
+    of one process within --restart-window-s stop everything with an error (exit code 1).
 
     Example: aiforge serve up churn --model-repo ./models --handler handler.py:Churn --replicas 2
     """
@@ -94,6 +115,7 @@ def serve_up(
         config, model=model, model_repo=model_repo, version=version, handler=handler, replicas=replicas, cpus=cpus,
         host=host, aps_port=port, http_port=http_port, grpc_port=grpc_port, max_batch_size=max_batch_size,
         max_queue_delay_ms=max_queue_delay_ms, token_env=token_env,
+        max_restarts=max_restarts, restart_window_s=restart_window_s, restart_backoff_s=restart_backoff_s,
     )
 
     def ready(stack: Stack) -> None:
@@ -106,7 +128,8 @@ def serve_up(
         typer.echo(f"try: {stack.curl_example()}")
         typer.echo("Ctrl-C to stop")
 
-    supervise(settings, wait_s=wait_s, on_ready=ready, on_stopping=lambda: typer.echo("stopping ...", err=True))
+    supervise(settings, wait_s=wait_s, on_ready=ready, on_stopping=lambda: typer.echo("stopping ...", err=True),
+              on_event=lambda line: typer.echo(line, err=True))
 
 
 @serve_app.command("export")

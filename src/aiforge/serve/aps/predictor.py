@@ -7,8 +7,9 @@ Both speak one small interface, :class:`Predictor`, so the APS does not care whe
     response = await predictor.infer(request, "mlp")
 
 Errors arrive as aiforge errors whatever the transport: :class:`~aiforge.errors.InvalidInput` (the server rejected
-the inputs), :class:`~aiforge.errors.ModelNotFound`, :class:`~aiforge.errors.Overloaded` (its queue is full) and
-:class:`~aiforge.errors.ServiceError` (unreachable, or no answer within the timeout).
+the inputs), :class:`~aiforge.errors.ModelNotFound`, :class:`~aiforge.errors.Overloaded` (its queue is full, or it
+cannot be reached: the model did not run, so retrying is safe; the APS answers 503 with ``Retry-After``) and
+:class:`~aiforge.errors.ServiceError` (no answer within the timeout, or another failure of the server).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.enable_retries", 0),
 ]
+#: What a client is told to wait when the inference server cannot be reached (a restart takes about that long).
+_UNAVAILABLE_RETRY_S = 1.0
 
 
 class GrpcPredictor:
@@ -165,7 +168,10 @@ class GrpcPredictor:
             message = (f"{where} did not answer within {self.timeout_s:g} s; check that it is up and not saturated, "
                        "or raise the timeout")
         elif code == "UNAVAILABLE":
-            message = f"{where} is unavailable ({details}); check that it is running at {self.target}"
+            # no connection, so the model did not run: a refusal the client may retry (e.g. while `serve up`
+            # restarts the server), answered 503 + Retry-After like a full queue
+            return Overloaded(f"{where} is unavailable ({details}); retry after the Retry-After seconds, and check "
+                              f"that it is running at {self.target}", _UNAVAILABLE_RETRY_S)
         elif code == "UNAUTHENTICATED":
             message = (f"{where} refused the APS's token ({details}); start the APS with the token the inference "
                        "server expects")

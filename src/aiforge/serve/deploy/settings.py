@@ -111,6 +111,13 @@ class ServeSettings(BaseModel):
     model_pvc : str, optional
         The PersistentVolumeClaim that holds the model repository in the cluster, mounted read-only at ``/models``;
         ``None`` = an ``emptyDir`` placeholder to replace (or an image that has the models at ``/models``).
+    max_restarts : int, default 5
+        ``serve up`` restarts a server process that exits on its own, at most this many times within
+        ``restart_window_s``; one more crash in the window stops everything with an error. 0 = never restart.
+    restart_window_s : float, default 60
+        The window, in seconds, in which a process's crashes are counted.
+    restart_backoff_s : float, default 0.5
+        The wait before the first restart; it doubles with each crash in the window (at most 30 s).
 
     Examples
     --------
@@ -144,6 +151,9 @@ class ServeSettings(BaseModel):
     token_env: str | None = None
     image: str = "aiforge:latest"
     model_pvc: str | None = None
+    max_restarts: int = 5
+    restart_window_s: float = 60.0
+    restart_backoff_s: float = 0.5
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -206,6 +216,27 @@ class ServeSettings(BaseModel):
     def _replicas(cls, value: int) -> int:
         if value < 1:
             raise ValueError("Input should be greater than or equal to 1")
+        return value
+
+    @field_validator("max_restarts")
+    @classmethod
+    def _max_restarts(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("max_restarts must be 0 (never restart) or more")
+        return value
+
+    @field_validator("restart_window_s")
+    @classmethod
+    def _restart_window(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("restart_window_s must be greater than 0 seconds, e.g. 60")
+        return value
+
+    @field_validator("restart_backoff_s")
+    @classmethod
+    def _restart_backoff(cls, value: float) -> float:
+        if not value >= 0:
+            raise ValueError("restart_backoff_s must be 0 seconds or more, e.g. 0.5")
         return value
 
     @field_validator("cpus")

@@ -140,33 +140,78 @@ class Stack:
             "inference_grpc": f"grpc://{host}:{settings.grpc_port}",
         }
         self.processes: list[subprocess.Popen[bytes]] = []
-        self._logs: dict[int, Path] = {}
+        self._logs: dict[int, tuple[Path, int]] = {}  # pid -> (log file, where this run's output starts in it)
         self._names: dict[int, str] = {}
+        self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = self.log_dir / f"{name}.log"
-        with log.open("wb") as out:
+        restarting = name in self._commands
+        # a restart appends, so the output of the run that crashed stays in the log
+        with log.open("ab" if restarting else "wb") as out:
+            start = out.tell()  # before the child writes: it shares this file offset
             # a session of its own: Ctrl-C in the terminal reaches `up`, which stops the servers in order
             process = subprocess.Popen(
                 [*_CLI, *args], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,
             )
-        self._logs[process.pid] = log
+        self._logs[process.pid] = (log, start)
         self._names[process.pid] = name
+        self._commands[name] = (args, env)
+        return process
+
+    def _add(self, process: subprocess.Popen[bytes]) -> None:
         # APS replicas go first in the list so that stop() ends them before the inference servers they call
-        if name.startswith("aps"):
+        if self.name_of(process).startswith("aps"):
             self.processes.insert(0, process)
         else:
             self.processes.append(process)
-        return process
+
+    def restart(self, process: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        """Start ``process``'s replica again, with the same command line, after it exited; return the new process.
+
+        The new process takes the old one's place in :attr:`processes`; its output is appended to the same log.
+        Wait for :meth:`reported_ready` before counting on it: replicas share their ports, so only the replica's own
+        ready line says that it (and not a sibling) answers.
+
+        Raises
+        ------
+        ValueError
+            ``process`` is not one of this stack's processes, or it is still running.
+        """
+        if process not in self.processes or process.poll() is None:
+            raise ValueError(f"{self.name_of(process)} is not a stopped process of this stack; only those restart")
+        args, env = self._commands[self.name_of(process)]
+        fresh = self._spawn(self.name_of(process), args, env)
+        self.processes[self.processes.index(process)] = fresh
+        return fresh
+
+    def _output(self, process: subprocess.Popen[bytes]) -> bytes:
+        """What this run of ``process`` wrote (stdout and stderr) so far."""
+        try:
+            log, start = self._logs[process.pid]
+            with log.open("rb") as file:
+                file.seek(start)
+                return file.read()
+        except (KeyError, OSError):
+            return b""
 
     def log_tail(self, process: subprocess.Popen[bytes], lines: int = 20) -> str:
         """The last ``lines`` lines a process wrote (stdout and stderr)."""
-        try:
-            text = self._logs[process.pid].read_text(encoding="utf-8", errors="replace")
-        except (KeyError, OSError):
-            return ""
+        text = self._output(process).decode("utf-8", errors="replace")
         return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def log_path(self, process: subprocess.Popen[bytes]) -> Path:
+        """The file ``process`` writes its output to: ``log_dir/<name>.log``."""
+        return self.log_dir / f"{self.name_of(process)}.log"
+
+    def reported_ready(self, process: subprocess.Popen[bytes]) -> bool:
+        """Whether ``process`` has printed its ready line (replicas share ports, so only their own output tells them
+        apart)."""
+        from aiforge._server import READY_PREFIX
+
+        log = self._output(process)
+        return log.startswith(READY_PREFIX.encode()) or b"\n" + READY_PREFIX.encode() in log
 
     def name_of(self, process: subprocess.Popen[bytes]) -> str:
         """``inference-0``, ``aps-1``, ...: the replica's name (its log file is ``log_dir/<name>.log``)."""
@@ -297,26 +342,15 @@ def up(settings: ServeSettings, *, wait_s: float = 60.0, log_dir: str | os.PathL
     try:
         for index in range(settings.replicas):
             args = inference_args(settings, model_repo=str(settings.model_repo), host=settings.host, reuse_port=reuse)
-            stack._spawn(f"inference-{index}", args, env)
+            stack._add(stack._spawn(f"inference-{index}", args, env))
         for index in range(settings.replicas):
-            stack._spawn(f"aps-{index}", aps_args(settings, predictor=predictor, host=settings.host,
-                                                  reuse_port=reuse), env)
+            stack._add(stack._spawn(f"aps-{index}", aps_args(settings, predictor=predictor, host=settings.host,
+                                                             reuse_port=reuse), env))
         _wait_ready(stack, wait_s)
     except BaseException:
         stack.stop(timeout_s=5.0)
         raise
     return stack
-
-
-def _replica_ready(stack: Stack, process: subprocess.Popen[bytes]) -> bool:
-    """Whether the replica has printed its ready line (replicas share ports, so only their own logs tell them apart)."""
-    from aiforge._server import READY_PREFIX
-
-    try:
-        log = stack._logs[process.pid].read_bytes()
-    except (KeyError, OSError):
-        return False
-    return log.startswith(READY_PREFIX.encode()) or b"\n" + READY_PREFIX.encode() in log
 
 
 def _wait_ready(stack: Stack, wait_s: float) -> None:
@@ -334,7 +368,7 @@ def _wait_ready(stack: Stack, wait_s: float) -> None:
                     f"{stack.settings.model_repo}; its last output ({stack.log_dir / (name + '.log')}):\n"
                     f"{stack.log_tail(process) or '(nothing)'}"
                 )
-        starting = [process for process in starting if not _replica_ready(stack, process)]
+        starting = [process for process in starting if not stack.reported_ready(process)]
         pending = [url for url in pending if not _ready(url)]
         if not pending and not starting:
             return
