@@ -225,3 +225,22 @@ def test_a_plan_without_points_still_plots_its_reason(tmp_path: Path) -> None:
     path = write_plot(plan, tmp_path / "empty.html")
     assert path == tmp_path / "empty.html"
     assert "SLO cannot be met: too slow" in path.read_text()
+
+
+def test_the_plot_is_written_to_the_path_the_user_names(tmp_path: Path) -> None:
+    plan = CapacityPlan(url="http://x/", slo_p99_ms=10, target_qps=1, headroom=0.8, cpus_per_replica=1, points=[],
+                        max_qps_per_replica=None, replicas=None, cpus=None, reason="too slow")
+    target = tmp_path / "site" / "capacity.html"
+    target.parent.mkdir()
+    link = tmp_path / "latest.html"
+    link.symlink_to(target)
+    assert write_plot(plan, link) == link
+    assert link.is_symlink() and "SLO cannot be met: too slow" in target.read_text()
+    # a regular file is replaced whole, never truncated and rewritten under a reader's feet
+    plain = tmp_path / "plain.html"
+    plain.write_text("old")
+    with plain.open() as reader:
+        write_plot(plan, plain)
+        assert reader.read() == "old"
+    assert "too slow" in plain.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.html", "plain.html", "site"]

@@ -23,8 +23,9 @@ from aiforge._progress import progress as progress_bar
 from aiforge._validation import Interval, validate_params
 from aiforge._version import __version__
 from aiforge.analyze import _issues, _leaks, _sampling, _stats
-from aiforge.errors import ColumnNotFound, WorkspaceError
-from aiforge.workspace import write_atomic
+from aiforge.errors import ColumnNotFound, InvalidInput, WorkspaceError
+from aiforge.workspace import write_output
+from aiforge.workspace.files import STDOUT
 
 __all__ = ["Report", "analyze"]
 
@@ -162,10 +163,15 @@ class Report:
     ) -> tuple[Path | None, Path | None]:
         """Write the report and record it in the workspace catalog.
 
-        With neither ``html`` nor ``json`` both go into the workspace (``reports/SUBJECT/STAMP/report.html``
-        and
-        ``stats.json``); otherwise only the files asked for. Each file is written to a temporary file and
-        renamed.
+        With neither ``html`` nor ``json`` both go into the workspace (``reports/SUBJECT/STAMP/report.html`` and
+        ``stats.json``); otherwise only the files asked for, written with :func:`aiforge.workspace.write_output`: a
+        new or regular file is written to a temporary file and renamed, a symlink, FIFO or device is written
+        through, and ``-`` is standard output (for one of the two). Files are recorded in the catalog; stdout is not.
+
+        Returns
+        -------
+        (html_path, json_path)
+            Where each went: a path, ``Path("-")`` for stdout, or None when it was not asked for.
 
         Examples
         --------
@@ -186,19 +192,31 @@ class Report:
             html_path: Path | None = folder / "report.html"
             json_path: Path | None = folder / "stats.json"
         else:
-            html_path = Path(html).absolute() if html is not None else None
-            json_path = Path(json).absolute() if json is not None else None
+            html_path, json_path = _user_path(html), _user_path(json)
+            if html_path == json_path == Path(STDOUT):
+                raise InvalidInput(
+                    "the HTML report and the JSON statistics cannot both go to stdout ('-'); "
+                    "write one of them to a file"
+                )
         if html_path is not None:
-            _atomic_write(html_path, self.to_html())
+            _write(html_path, self.to_html())
         if json_path is not None:
-            _atomic_write(json_path, self.to_json())
-        workspace.record_report(self.subject, html_path, json_path, created)
+            _write(json_path, self.to_json() + "\n")
+        files = [p if p != Path(STDOUT) else None for p in (html_path, json_path)]
+        if any(files):
+            workspace.record_report(self.subject, files[0], files[1], created)
         return html_path, json_path
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _user_path(path: str | os.PathLike[str] | None) -> Path | None:
+    if path is None:
+        return None
+    return Path(STDOUT) if os.fspath(path) == STDOUT else Path(path).absolute()
+
+
+def _write(path: Path, text: str) -> None:
     try:
-        write_atomic(path, text)
+        write_output(path, text)
     except OSError as exc:
         raise WorkspaceError(f"cannot write the report to {path}: {exc}") from exc
 

@@ -26,8 +26,12 @@ class AnalyzeSpec(StageSpec):
     ] = 100_000
     seed: Annotated[int, Field(description="Seed of the sample.")] = 0
     exact: Annotated[bool, Field(description="Scan every row; no sampling.")] = False
-    out: Annotated[Path | None, Field(description="Write the HTML report here."), Cli(("--out", "-o"))] = None
-    json_out: Annotated[Path | None, Field(description="Write the statistics as JSON here."), Cli(("--json",))] = None
+    out: Annotated[
+        Path | None, Field(description="Write the HTML report here ('-': stdout)."), Cli(("--out", "-o"))
+    ] = None
+    json_out: Annotated[
+        Path | None, Field(description="Write the statistics as JSON here ('-': stdout)."), Cli(("--json",))
+    ] = None
 
 
 class SavedReport(NamedTuple):
@@ -56,7 +60,11 @@ STAGE = Stage(
     spec=AnalyzeSpec,
     run=_run,
     summary="Profile data: statistics, label balance and bias, and the issues found, as an HTML report and JSON.",
-    details="Without --out/--json the report goes into the workspace and is listed by `aiforge reports list`.",
+    details=(
+        "Without --out/--json the report goes into the workspace and is listed by `aiforge reports list`. A path "
+        "that is a symlink, FIFO or device is written through, not replaced; '-' is stdout, and the summary then "
+        "goes to stderr."
+    ),
     example="aiforge analyze orders@v2 --label returned --out orders.html",
     command="analyze",
 )

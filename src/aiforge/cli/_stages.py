@@ -183,11 +183,13 @@ def snapshots_rm(
 
 
 def _show_analyze(saved: Any, spec: Any, as_json: bool) -> None:
-    typer.echo(saved.report.summary_text())
-    if saved.html_path:
-        typer.echo(f"Report: {saved.html_path}")
-    if saved.json_path:
-        typer.echo(f"Stats:  {saved.json_path}")
+    # When a file went to stdout ('-'), stdout holds that file alone: the summary goes to stderr.
+    on_stdout = [str(p) == "-" if p is not None else False for p in (saved.html_path, saved.json_path)]
+    err = any(on_stdout)
+    typer.echo(saved.report.summary_text(), err=err)
+    for label, path, piped in zip(("Report:", "Stats: "), (saved.html_path, saved.json_path), on_stdout, strict=True):
+        if path is not None:
+            typer.echo(f"{label} {'stdout' if piped else path}", err=err)
 
 
 stage_command("analyze", "analyze", _show_analyze)

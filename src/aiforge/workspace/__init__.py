@@ -2,12 +2,23 @@
 
 Every stage writes through here: :class:`Workspace` names, versions and lists what exists; :mod:`.writer` stages
 Parquet parts and their manifest and renames them into place, so a crash never leaves half a snapshot;
-:class:`ModelStore` (:mod:`.models`) owns the model repository layout ``<name>/<version>/model.onnx``.
+:class:`ModelStore` (:mod:`.models`) owns the model repository layout ``<name>/<version>/model.onnx``;
+:func:`write_output` (:mod:`.files`) writes to a path the user named without replacing a symlink, FIFO or device.
 """
 
 from __future__ import annotations
 
 from aiforge.workspace.catalog import Snapshot, Workspace, check_name, parse_ref, write_atomic
+from aiforge.workspace.files import write_output
 from aiforge.workspace.models import ModelStore, StagedVersion
 
-__all__ = ["ModelStore", "Snapshot", "StagedVersion", "Workspace", "check_name", "parse_ref", "write_atomic"]
+__all__ = [
+    "ModelStore",
+    "Snapshot",
+    "StagedVersion",
+    "Workspace",
+    "check_name",
+    "parse_ref",
+    "write_atomic",
+    "write_output",
+]

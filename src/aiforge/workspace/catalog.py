@@ -365,16 +365,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed into place: readers see all of it or nothing.
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8) or bytes to ``path`` through a temporary file renamed into place: readers see all of it
+    or nothing.
 
-    The file gets the usual permissions (0666 less the umask), not the private ones of a temporary file.
+    The file gets the usual permissions (0666 less the umask), not the private ones of a temporary file. This is for
+    files aiforge owns; a path the user names goes through :func:`aiforge.workspace.write_output`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8") if isinstance(text, str) else text)
             fh.flush()
             os.fsync(fh.fileno())
         umask = os.umask(0)

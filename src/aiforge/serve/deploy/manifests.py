@@ -43,6 +43,7 @@ from aiforge._validation import Options, validate_params
 from aiforge.errors import InvalidInput
 from aiforge.serve.deploy.settings import ServeSettings
 from aiforge.serve.deploy.stack import aps_args, inference_args
+from aiforge.workspace import write_output
 
 __all__ = ["MODEL_DIR", "dns_name", "k8s_manifests", "kserve_manifest", "write_manifests"]
 
@@ -315,7 +316,8 @@ def write_manifests(
         header += f"# No model_pvc: the image {settings.image} must hold the model repository at {MODEL_DIR}.\n"
     text = header + yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False)
     path = folder / f"{base}-{kind}.yaml"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:  # staged and renamed, or written through when the user put a symlink there
+        write_output(path, text)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from exc
     return [path]

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiforge._progress import progress as progress_bar
 from aiforge._validation import Interval, validate_params
-from aiforge.errors import InvalidInput
+from aiforge.errors import InvalidInput, WorkspaceError
 from aiforge.serve.sizing.load import LoadTestResult, Payload, loadtest
+from aiforge.workspace import write_output
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -342,9 +343,11 @@ def write_plot(plan: CapacityPlan, path: str | Path) -> Path:
     summary = (f"{plan.replicas} replica(s), {plan.cpus:g} CPU(s) for {plan.target_qps:g} req/s"
                if plan.replicas is not None else f"SLO cannot be met: {plan.reason}")
     fig.update_layout(title=f"Capacity of {plan.url}: {summary}", template="plotly_white")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".png":
-        fig.write_image(str(path))
+        data: str | bytes = fig.to_image(format="png")
     else:
-        fig.write_html(str(path), include_plotlyjs=True, full_html=True)
-    return path
+        data = fig.to_html(include_plotlyjs=True, full_html=True)
+    try:  # written like any path a user names: staged and renamed, or through a symlink, FIFO or device
+        return write_output(path, data)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot write the plot to {path}: {exc}") from exc
