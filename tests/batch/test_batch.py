@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import sys
@@ -297,3 +298,120 @@ def test_nlp_api_gives_the_in_process_tokens(workspace, events) -> None:
     local = batch(SPEC, workspace=workspace)
     assert remote.feature_names == local.feature_names
     assert remote.manifest["content_hash"] == local.manifest["content_hash"]
+
+
+def typed_table() -> pa.Table:
+    """One column of each Arrow type family a snapshot can hold, 40 rows, two classes in ``y``."""
+    n = 40
+    return pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "word": pa.array([("red", "blue", "green")[i % 3] for i in range(n)]),
+            "digits": pa.array([str(i) for i in range(n)]),
+            "price": pa.array([i / 4 for i in range(n)]),
+            "count": pa.array([i % 5 for i in range(n)], pa.int32()),
+            "flag": pa.array([i % 2 == 0 for i in range(n)]),
+            "day": pa.array([datetime.date(2026, 1, 1 + i % 28) for i in range(n)], pa.date32()),
+            "blob": pa.array([bytes([i, 255]) for i in range(n)], pa.binary()),
+            "pair": pa.array([[i, i + 1] for i in range(n)], pa.list_(pa.int64())),
+            "y": pa.array([i % 2 for i in range(n)], pa.int64()),
+        }
+    )
+
+
+@pytest.fixture
+def typed(workspace, tmp_path: Path):
+    path = tmp_path / "typed.parquet"
+    pq.write_table(typed_table(), path)
+    return dump(path, name="typed", workspace=workspace)
+
+
+def _typed_spec(features: list[dict[str, Any]], label: str | None = "y") -> dict[str, Any]:
+    return {"input": "typed", "output": "typed_features", "id": "id", "label": label, "features": features}
+
+
+TYPE_ERRORS = [
+    (
+        [{"numeric": {"column": "price"}}, {"numeric": {"column": "word", "scale": "standardize"}}],
+        "y",
+        "features[1].numeric.column: column 'word' of snapshot typed@v1 has type string; a numeric feature needs "
+        "numbers (integer, floating point, decimal or boolean): cast it to a number in the dump query, or use a "
+        "categorical feature",
+    ),
+    (  # digits in a string column are still a string: the type decides, before any row is read
+        [{"numeric": {"column": "digits"}}],
+        "y",
+        "features[0].numeric.column: column 'digits' of snapshot typed@v1 has type string; a numeric feature",
+    ),
+    (
+        [{"numeric": {"column": "day", "bucketize": {"bins": 3}}}],
+        "y",
+        "features[0].numeric.column: column 'day' of snapshot typed@v1 has type date32[day]; a numeric feature",
+    ),
+    (
+        [{"categorical": {"column": "pair"}}],
+        "y",
+        "features[0].categorical.column: column 'pair' of snapshot typed@v1 has type list<element: int64>; a "
+        "categorical feature needs one value per row (a string, number, boolean or date): pick another column, or "
+        "turn the list into a value in the dump query",
+    ),
+    (
+        [{"categorical": {"column": "blob", "encoding": "hash"}}],
+        "y",
+        "features[0].categorical.column: column 'blob' of snapshot typed@v1 has type binary; a categorical feature "
+        "needs one value per row (a string, number, boolean or date): decode the bytes to text in the dump query",
+    ),
+    (
+        [{"text": {"column": "count"}}],
+        "y",
+        "features[0].text.column: column 'count' of snapshot typed@v1 has type int32; a text feature needs a string "
+        "column: use a numeric or categorical feature, or cast it to text in the dump query",
+    ),
+    (
+        [{"numeric": {"column": "price"}}],
+        "pair",
+        "label: column 'pair' of snapshot typed@v1 has type list<element: int64>; a label needs one value per row "
+        "(a string, number, boolean or date): pick another column, or turn the list into a value in the dump query",
+    ),
+]
+
+
+@pytest.mark.parametrize(("features", "label", "message"), TYPE_ERRORS)
+def test_a_feature_over_a_column_of_the_wrong_type_fails_before_any_work(
+    workspace, typed, monkeypatch: pytest.MonkeyPatch, features, label, message
+) -> None:
+    import aiforge.batch._batch as batch_module
+
+    def no_work(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("an engine was started")
+
+    monkeypatch.setattr(batch_module, "_runner", no_work)
+    with pytest.raises(InvalidInput, match="^" + re.escape(message)):
+        batch(_typed_spec(features, label), workspace=workspace)
+    assert [s.ref for s in workspace.list_snapshots()] == ["typed@v1"]
+
+
+def test_categories_of_numbers_booleans_and_dates_are_their_text(workspace, typed) -> None:
+    features = [
+        {"categorical": {"column": "price", "top_k": 2}},
+        {"categorical": {"column": "flag", "encoding": "ordinal"}},
+        {"categorical": {"column": "day", "encoding": "hash", "buckets": 3}},
+        {"numeric": {"column": "flag", "name": "flag_n"}},
+        {"numeric": {"column": "count", "scale": "minmax"}},
+        {"text": {"column": "word", "encoding": "hash", "buckets": 4}},
+    ]
+    feats = batch(_typed_spec(features, label="flag"), workspace=workspace)
+    # every price is seen once, so the top 2 are the first texts of the train split's prices (id 0 is not in train)
+    assert feats.feature_names == [
+        "price=0.25", "price=0.5", "price=__other__", "flag", "day#h0", "day#h1", "day#h2", "flag_n", "count",
+        "word#h0", "word#h1", "word#h2", "word#h3",
+    ]
+    X, _ = feats.to_numpy()
+    assert X.shape == (40, 13) and np.isfinite(X).all()
+
+
+def test_transform_fit_checks_the_column_types_too() -> None:
+    table = pa.table({"word": ["a", "b"], "x": [1.0, 2.0]})
+    with pytest.raises(InvalidInput, match=r"^features\[1\]\.numeric\.column: column 'word' has type string; a "
+                                           r"numeric feature needs numbers"):
+        Transform(features=[{"numeric": {"column": "x"}}, {"numeric": {"column": "word"}}]).fit(table)

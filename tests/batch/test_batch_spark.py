@@ -129,3 +129,16 @@ def test_spark_errors_write_nothing(spark, workspace, shop) -> None:
         )
     assert [s.ref for s in workspace.list_snapshots()] == ["shop@v1"]
     assert not (workspace.snapshots_dir / "shop_features").exists()
+
+
+def test_spark_refuses_a_numeric_feature_over_strings_before_any_work(spark, workspace, shop) -> None:
+    spec = {**SPEC, "features": [*SPEC["features"][:3], {"numeric": {"column": "city", "scale": "standardize"}}]}
+    message = (
+        "features[3].numeric.column: column 'city' of snapshot shop@v1 has type string; a numeric feature needs "
+        "numbers (integer, floating point, decimal or boolean): cast it to a number in the dump query, or use a "
+        "categorical feature"
+    )
+    for engine in ("spark", "local"):
+        with pytest.raises(InvalidInput, match="^" + re.escape(message) + "$"):
+            batch(spec, workspace=workspace, engine=engine)
+    assert [s.ref for s in workspace.list_snapshots()] == ["shop@v1"]

@@ -257,9 +257,10 @@ def test_served_numbers_are_checked_like_batch_rows() -> None:
 def test_a_new_fit_recomputes_which_columns_skip_arrow() -> None:
     t = Transform(features=[{"numeric": {"column": "k"}}]).fit(pa.table({"k": [1, 2]}))
     assert t._numeric_only_columns() == frozenset({"k"})
-    t.fit(pa.table({"k": ["1", "2"]}))  # same spec, the column is now text: served values must go through Arrow
+    t.fit(pa.table({"k": [True, False]}))  # same spec, the column is now boolean: served values go through Arrow
     assert t._numeric_only_columns() == frozenset()
-    assert np.array_equal(t.transform_record({"k": "7"}), t.transform(pa.table({"k": ["7"]}))[0])
+    assert np.array_equal(t.transform_record({"k": True}), t.transform(pa.table({"k": [True]}))[0])
+    assert t.transform_record({"k": True}).tolist() == [1.0]
 
 
 # transform.json as aiforge 0.1.0 wrote it for Transform(features=FEATURES).fit(TABLE) (compacted)

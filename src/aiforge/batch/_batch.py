@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from aiforge._validation import Interval, validate_params
 from aiforge.batch import _plan as plan
 from aiforge.batch._encoders import SPLITS
+from aiforge.batch._feature_ops import check_types
 from aiforge.batch.spec import BatchSpec, load_spec
 from aiforge.batch.transform import FORMAT_VERSION, Transform
 from aiforge.engines import Engine, LocalEngine, SparkEngine, resolve_engine
@@ -161,7 +162,9 @@ def batch(
     Raises
     ------
     InvalidInput
-        A bad spec or option, a drop predicate that does not run, a label with one class, an unusable id type.
+        A bad spec or option, a drop predicate that does not run, a label with one class, an unusable id type, or a
+        feature or label over a column of a type it cannot use (a numeric feature over strings, a text feature over
+        numbers, a list or bytes as a category or label), found before any row is read.
     SnapshotNotFound
         The input snapshot does not exist.
     ColumnNotFound
@@ -246,6 +249,7 @@ def _check_columns(spec: BatchSpec, source: Snapshot, types: Mapping[str, pa.Dat
             raise ColumnNotFound(
                 f"column {column!r} ({where}) not found in snapshot {source.ref}; available columns: {', '.join(types)}"
             )
+    check_types(spec.features, types, label=spec.label, source=f" of snapshot {source.ref}")
     kind = types[spec.id]
     if not (pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise InvalidInput(

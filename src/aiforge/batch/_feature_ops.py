@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from aiforge.batch import _encoders as enc
 from aiforge.batch.spec import FeatureItem, TextFeature
 from aiforge.errors import InvalidInput
 
-__all__ = ["DEFAULT_TOP_K", "apply", "learn"]
+__all__ = ["DEFAULT_TOP_K", "apply", "check_types", "learn"]
 
 DEFAULT_TOP_K = 10
 Tokenizer = Callable[[list[str]], list[list[str]]]
@@ -25,6 +26,72 @@ Tokenizer = Callable[[list[str]], list[list[str]]]
 
 def _sorted_keys(pairs: Iterable[Sequence[Any]]) -> list[tuple[str, int]]:
     return sorted(((str(k), int(n)) for k, n in pairs), key=lambda kn: (-kn[1], kn[0]))
+
+
+_ONE_VALUE = "one value per row (a string, number, boolean or date)"
+
+
+def _numeric_type(kind: pa.DataType) -> bool:
+    return (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+            or pa.types.is_boolean(kind) or pa.types.is_null(kind))
+
+
+def _string_type(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind) or (
+        getattr(pa.types, "is_string_view", lambda _: False)(kind))
+
+
+def _binary_type(kind: pa.DataType) -> bool:
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind) or (
+        getattr(pa.types, "is_binary_view", lambda _: False)(kind))
+
+
+def _not_one_value(kind: pa.DataType) -> str | None:
+    """Why a column of this type cannot be a category or a label (None when it can): Arrow cannot make it text."""
+    if pa.types.is_nested(kind):
+        return "pick another column, or turn the list into a value in the dump query"
+    if _binary_type(kind):
+        return "decode the bytes to text in the dump query"
+    return None
+
+
+def _problem(kind_name: str, arrow_type: pa.DataType) -> str | None:
+    """What is wrong with a column of ``arrow_type`` for a feature (or label) of ``kind_name``; None when fine."""
+    kind = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    if kind_name == "numeric":
+        if _numeric_type(kind):
+            return None
+        return ("a numeric feature needs numbers (integer, floating point, decimal or boolean): cast it to a number "
+                "in the dump query, or use a categorical feature")
+    if kind_name == "text":
+        if _string_type(kind):
+            return None
+        return "a text feature needs a string column: use a numeric or categorical feature, or cast it to text in " \
+               "the dump query"
+    fix = _not_one_value(kind)
+    what = "a label" if kind_name == "label" else "a categorical feature"
+    return None if fix is None else f"{what} needs {_ONE_VALUE}: {fix}"
+
+
+def check_types(items: Sequence[FeatureItem], types: Mapping[str, pa.DataType], *, label: str | None = None,
+                source: str = "") -> None:
+    """Refuse, before any row is read, a feature or label over a column whose Arrow type it cannot use.
+
+    A numeric feature needs numbers (a string column is refused even when it holds digits: the type decides, so
+    the error comes before the first row, on every engine and at serving time alike); a text feature needs strings;
+    a categorical feature or a label needs one scalar value per row (numbers, booleans and dates are fine: their
+    category is their text form). ``source`` (e.g. ``" of snapshot t@v1"``) is added after the column's name.
+    Columns missing from ``types`` are left to the caller's own check.
+    """
+    wanted = [(f"features[{i}].{item.kind}.column", item.kind, item.body.column) for i, item in enumerate(items)]
+    if label is not None:
+        wanted.append(("label", "label", label))
+    for where, kind_name, column in wanted:
+        if column not in types:
+            continue
+        problem = _problem(kind_name, types[column])
+        if problem is not None:
+            raise InvalidInput(f"{where}: column {column!r}{source} has type {types[column]}; {problem}")
 
 
 def learn(item: FeatureItem, i: int, stats: Mapping[str, Any], rows: int) -> tuple[dict[str, Any], list[str]]:

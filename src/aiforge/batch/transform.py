@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from aiforge._validation import ParamValidationMixin
 from aiforge._version import __version__
 from aiforge.batch import _encoders as enc
-from aiforge.batch._feature_ops import Tokenizer, apply, learn
+from aiforge.batch._feature_ops import Tokenizer, apply, check_types, learn
 from aiforge.batch.spec import FeatureItem, NlpOptions
 from aiforge.errors import ColumnNotFound, InvalidInput, NotFittedError
 
@@ -163,7 +163,8 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
         ColumnNotFound
             A feature's column is not in ``data``.
         InvalidInput
-            A numeric feature has no finite value in the training rows.
+            A numeric feature has no finite value in the training rows, or a feature reads a column of a type it
+            cannot use (e.g. a numeric feature over strings).
         """
         from aiforge.batch._plan import duckdb_statistics
 
@@ -173,6 +174,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
         if not batches:
             raise InvalidInput("cannot fit a Transform on no data; pass at least one row")
         schema = batches[0].schema
+        check_types(self._items(), {f.name: f.type for f in schema})
         prepared = [self.prepare(b) for b in batches]
         stats = duckdb_statistics(self, prepared, label=None)
         return self.fit_statistics(stats, {f.name: str(f.type) for f in schema})
