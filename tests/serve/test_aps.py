@@ -177,6 +177,52 @@ def test_bad_requests_are_400_with_the_inference_servers_message(inference_serve
     assert not_object.json() == {"error": "the body must be a JSON object with 'inputs' or 'instances'; got list"}
 
 
+ALL_MISSING = ("input 'input' has 64 missing values (null/NaN) at [0, 0], [0, 1], [0, 2] and 61 more; model "
+               "'digits' was not trained with missing values: fill them in, or set allow_nan: true in its config.yaml "
+               "if it takes NaN")
+
+
+def test_a_request_of_nulls_is_400_naming_the_input(inference_server: RunningServer, onnx_repo: Path,
+                                                    digits_x: np.ndarray) -> None:
+    nulls = [None] * 64
+    one_null = [*digits_x[0].tolist()[:63], None]
+    oip = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": nulls}]}
+    for predictor in (inference_server.grpc_url, f"local://{onnx_repo}"):
+        with run_aps(Handler(), predictor) as aps:
+            answers = [aps.client.post("/predict", json=body) for body in
+                       ({"instances": [nulls]}, {"inputs": {"input": [nulls]}}, oip)]
+            mixed = aps.client.post("/predict", json={"instances": [digits_x[1].tolist(), one_null]})
+            good = aps.client.post("/predict", json=rows(digits_x[:1]))
+        for answer in answers:
+            assert answer.status_code == 400, predictor
+            assert answer.json() == {"error": ALL_MISSING}
+        assert mixed.status_code == 400
+        assert mixed.json()["error"].startswith("input 'input' has 1 missing value (null/NaN) at [1, 63]; ")
+        assert good.status_code == 200
+
+
+def test_a_transform_handler_imputes_missing_values_by_its_own_rules(tmp_path: Path) -> None:
+    """With a BATCH transform in front, a null is the transform's business: it imputes the train mean, as in BATCH,
+    so the model sees no NaN and the answer is 200."""
+    from onnx import TensorProto, helper
+
+    transform = Transform(features=[{"numeric": {"column": "age", "scale": "minmax"}},
+                                    {"numeric": {"column": "income"}}]).fit(
+        pa.table({"age": [20.0, 40.0, 60.0], "income": [1.0, 2.0, 6.0]}))
+    artifact = transform.save(tmp_path)
+    graph = helper.make_graph([helper.make_node("Identity", ["features"], ["echo"])], "echo",
+                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 2])],
+                              [helper.make_tensor_value_info("echo", TensorProto.FLOAT, [None, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (tmp_path / "repo" / "echo" / "1").mkdir(parents=True)
+    (tmp_path / "repo" / "echo" / "1" / "model.onnx").write_bytes(model.SerializeToString())
+    with run_aps(TransformHandler(artifact), f"local://{tmp_path / 'repo'}", model="echo") as aps:
+        answer = aps.client.post("/predict", json={"age": None, "income": None})
+    assert answer.status_code == 200
+    assert answer.json() == {"outputs": {"echo": [[0.5, 3.0]]}}  # the train means, scaled as in BATCH
+
+
 def test_unknown_model_or_version_is_404(inference_server: RunningServer, digits_x: np.ndarray) -> None:
     with run_aps(Handler(), inference_server.grpc_url, model="nope") as aps:
         unknown = aps.client.post("/predict", json=rows(digits_x[:1]))

@@ -99,6 +99,19 @@ def test_status_codes(stub: Any, digits_x: np.ndarray) -> None:
     assert _code(stub.ModelReady, pb.ModelReadyRequest(name="digits", version="4"))[0] == grpc.StatusCode.NOT_FOUND
 
 
+def test_missing_values_are_invalid_argument(stub: Any) -> None:
+    raw = _infer(np.full((1, 64), np.nan, np.float32))
+    typed = pb.ModelInferRequest(model_name="digits")
+    tensor = typed.inputs.add(name="input", datatype="FP32", shape=[1, 64])
+    tensor.contents.fp32_contents.extend([float("nan")] * 64)
+    for request in (raw, typed):
+        assert _code(stub.ModelInfer, request) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "input 'input' has 64 missing values (null/NaN) at [0, 0], [0, 1], [0, 2] and 61 more; model 'digits' "
+            "was not trained with missing values: fill them in, or set allow_nan: true in its config.yaml if it "
+            "takes NaN")
+
+
 def test_bearer_auth(onnx_repo: Path, digits_x: np.ndarray, start_server: Any) -> None:
     with start_server(onnx_repo, token="s3cret") as server, grpc.insecure_channel(server.grpc) as channel:
         stub = services.GRPCInferenceServiceStub(channel)

@@ -63,6 +63,17 @@ def test_float_rows_become_float32_and_a_set_input_name_wins_over_metadata() -> 
     assert Handler().preprocess({"instances": [[0.5]]}, ctx())["input"].dtype == np.float32
 
 
+def test_nulls_become_nan_before_the_model_is_known() -> None:
+    """Without the model's metadata a row with a null is still a row of numbers, with a missing one (NaN), so the
+    inference server can name it; not an array of Python objects."""
+    handler = Handler()
+    x = handler.preprocess({"instances": [[1.0, None], [None, 2]]}, Context("r", "m"))
+    assert isinstance(x, dict) and x["input"].dtype == np.float32
+    np.testing.assert_array_equal(x["input"], np.array([[1.0, np.nan], [np.nan, 2.0]], np.float32))
+    words = handler.preprocess({"instances": [["a", None]]}, Context("r", "m"))
+    assert isinstance(words, dict) and words["input"].dtype == object  # text with a gap stays text
+
+
 def test_named_inputs_use_each_inputs_datatype() -> None:
     handler = Handler()
     handler.bind(METADATA)

@@ -131,12 +131,36 @@ def test_fixed_batch_model(client: httpx.Client) -> None:
          "input 'input': shape [1, 64] needs 64 values but 'data' has 2"),
         (b'{"inputs": [{"name": "pixels", "shape": [1], "datatype": "FP32", "data": [1]}]}',
          "model 'digits' expects inputs 'input'; missing 'input'; unknown 'pixels'"),
+        (b'{"inputs": [{"name": "flags", "shape": [2], "datatype": "BOOL", "data": [true, null]}]}',
+         "input 'flags' (BOOL) holds a null; only FP16, FP32 and FP64 tensors can carry missing values (null = NaN)"),
+        (b'{"inputs": [{"name": "ids", "shape": [1, 2], "datatype": "INT64", "data": [[null, 3]]}]}',
+         "input 'ids' (INT64) holds a null; only FP16, FP32 and FP64 tensors can carry missing values (null = NaN)"),
+        (b'{"inputs": [{"name": "input", "shape": [1], "datatype": "FP32", "data": [1]}], "parameters": true}',
+         "the request: 'parameters' must be an object of name -> value, got bool"),
     ],
 )
 def test_bad_requests_are_400(client: httpx.Client, body: bytes, error: str) -> None:
     reply = client.post("/v2/models/digits/infer", content=body)
     assert reply.status_code == 400
     assert reply.json() == {"error": error}
+
+
+NULLS = b'{"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [' + b",".join([b"null"] * 64) \
+    + b"]}]}"
+ALL_MISSING = ("input 'input' has 64 missing values (null/NaN) at [0, 0], [0, 1], [0, 2] and 61 more; model "
+               "'digits' was not trained with missing values: fill them in, or set allow_nan: true in its config.yaml "
+               "if it takes NaN")
+
+
+def test_nulls_are_400_unless_the_model_allows_nan(client: httpx.Client, onnx_repo: Path, start_server: Any) -> None:
+    reply = client.post("/v2/models/digits/infer", content=NULLS)  # JSON null in an FP32 tensor = NaN = missing
+    assert reply.status_code == 400
+    assert reply.json() == {"error": ALL_MISSING}
+    (onnx_repo / "digits" / "config.yaml").write_text("allow_nan: true\n")
+    with start_server(onnx_repo) as server:
+        allowed = httpx.post(server.http + "/v2/models/digits/infer", content=NULLS, timeout=30)
+    assert allowed.status_code == 200  # what the model makes of NaN is the model's business
+    assert response_from_json(allowed.content).as_dict()["label"].shape == (1,)
 
 
 def test_unknown_model_or_version_is_404(client: httpx.Client, digits_x: np.ndarray) -> None:

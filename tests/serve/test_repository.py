@@ -87,6 +87,34 @@ def test_validate_names_the_input_and_expectation(onnx_repo: Path, inputs: dict[
         model.validate(inputs)
 
 
+MISSING = ("model 'digits' was not trained with missing values: fill them in, or set allow_nan: true in its "
+           "config.yaml if it takes NaN")
+
+
+def test_missing_values_are_refused_unless_the_model_allows_nan(onnx_repo: Path) -> None:
+    model = ModelRepository.load(onnx_repo).get("digits")
+    assert model.config.allow_nan is False
+    x = np.zeros((2, 64), np.float32)
+    x[1, 5] = np.nan
+    one = "input 'input' has 1 missing value (null/NaN) at [1, 5]; "
+    with pytest.raises(InvalidInput, match=f"^{re.escape(one + MISSING)}$"):
+        model.validate({"input": x})
+    x[:] = np.nan
+    every = "input 'input' has 128 missing values (null/NaN) at [0, 0], [0, 1], [0, 2] and 125 more; "
+    with pytest.raises(InvalidInput, match=f"^{re.escape(every + MISSING)}$"):
+        model.validate({"input": x})
+    infinite = np.full((1, 64), np.inf, np.float32)  # a value, not a missing one
+    assert model.validate({"input": infinite})["input"] is infinite
+
+    (onnx_repo / "digits" / "config.yaml").write_text("allow_nan: true\n")
+    repository = ModelRepository.load(onnx_repo)
+    allowed = repository.get("digits")
+    assert allowed.config == ModelConfig(allow_nan=True)
+    assert allowed.validate({"input": x})["input"] is x
+    with pytest.raises(InvalidInput, match=r"^input 'x' has 1 missing value \(null/NaN\) at \[3, 2\]; model 'fixed' "):
+        repository.get("fixed").validate({"x": np.array([[0, 0, 0]] * 3 + [[0, 0, np.nan]], np.float32)})
+
+
 def test_fixed_shape_is_enforced(onnx_repo: Path) -> None:
     model = ModelRepository.load(onnx_repo).get("fixed")
     x = np.arange(12, dtype=np.float32).reshape(4, 3)
@@ -118,7 +146,7 @@ def test_config_yaml_unknown_key(onnx_repo: Path) -> None:
     path.write_text("max_batch: 8\n")
     with pytest.raises(InvalidInput, match=re.escape(
         f"{path}: unknown key 'max_batch'; allowed keys: max_batch_size, max_queue_delay_ms, max_queue_size, "
-        "intra_op_threads"
+        "intra_op_threads, allow_nan"
     )):
         ModelRepository.load(onnx_repo)
 
@@ -129,6 +157,8 @@ def test_config_yaml_unknown_key(onnx_repo: Path) -> None:
         ("max_batch_size: lots\n", "'max_batch_size' must be a number (int), got 'lots'"),
         ("max_batch_size: 2.5\n", "'max_batch_size' must be a number (int), got 2.5"),
         ("max_queue_size: 0\n", "'max_queue_size' must be >= 1, got 0"),
+        ("allow_nan: 1\n", "'allow_nan' must be true or false, got 1"),
+        ("allow_nan: maybe\n", "'allow_nan' must be true or false, got 'maybe'"),
         ("- 1\n", "must be a mapping of settings, got list"),
     ],
 )

@@ -13,6 +13,10 @@ co-located mode and the load tester agree on one encoding::
     >>> request_from_grpc(request_to_grpc(request, "mlp")).inputs[0].data.tolist()
     [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
 
+In JSON, ``null`` in a floating-point tensor is a missing value and decodes to NaN (whether the model takes it is
+the inference server's call, see :meth:`~aiforge.serve.inference.repository.ModelVersion.validate`); in any other
+tensor it is an error.
+
 The gRPC encoding always sends raw little-endian bytes (``raw_input_contents``), the fast path of the protocol; it
 reads typed ``contents`` too, so any v2 client can call us.
 """
@@ -170,16 +174,34 @@ def _tensor_from_json(item: Any, where: str) -> Tensor:
     try:
         if datatype == "BYTES":
             flat = np.array([_as_bytes(v) for v in _flatten(item["data"])], dtype=object)
-        else:
+        else:  # a null in a floating-point tensor becomes NaN: a missing value, for the model's config to judge
             flat = np.asarray(item["data"], dtype=dtype).reshape(-1)
     except (TypeError, ValueError) as exc:
+        if None in _flatten(item["data"]):
+            raise InvalidInput(_null_message(name, datatype)) from None
         raise InvalidInput(f"input {name!r}: data is not a list of {datatype} values ({exc})") from None
+    if datatype == "BOOL" and None in _flatten(item["data"]):  # numpy reads a null as False: refuse it instead
+        raise InvalidInput(_null_message(name, datatype))
     expected = math.prod(shape)
     if flat.size != expected:
         raise InvalidInput(
             f"input {name!r}: shape {shape} needs {expected} values but 'data' has {flat.size}"
         )
-    return Tensor(name, flat.reshape(shape), datatype, dict(item.get("parameters") or {}))
+    return Tensor(name, flat.reshape(shape), datatype, _parameters(item, f"input {name!r}"))
+
+
+def _parameters(document: dict[str, Any], where: str) -> dict[str, Any]:
+    value = document.get("parameters")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where}: 'parameters' must be an object of name -> value, got {type(value).__name__}")
+    return dict(value)
+
+
+def _null_message(name: str, datatype: str) -> str:
+    return (f"input {name!r} ({datatype}) holds a null; only FP16, FP32 and FP64 tensors can carry missing values "
+            "(null = NaN)")
 
 
 def _flatten(data: Any) -> list[Any]:
@@ -226,7 +248,7 @@ def request_from_json(body: bytes | str | dict[str, Any]) -> InferRequest:
             raise InvalidInput("'outputs' must be a list of objects with a 'name'")
         wanted = [o["name"] for o in outputs]
     request_id = document.get("id", "")
-    return InferRequest(tensors, wanted, str(request_id), dict(document.get("parameters") or {}))
+    return InferRequest(tensors, wanted, str(request_id), _parameters(document, "the request"))
 
 
 def _tensor_to_json(tensor: Tensor) -> dict[str, Any]:
@@ -280,7 +302,7 @@ def response_from_json(body: bytes | str | dict[str, Any]) -> InferResponse:
         raise InvalidInput("the response has no 'outputs' list")
     tensors = [_tensor_from_json(item, f"outputs[{i}]") for i, item in enumerate(outputs)]
     return InferResponse(tensors, str(document.get("model_name", "")), str(document.get("model_version", "")),
-                         str(document.get("id", "")), dict(document.get("parameters") or {}))
+                         str(document.get("id", "")), _parameters(document, "the response"))
 
 
 # ---------------------------------------------------------------------------------------------------------- gRPC

@@ -159,6 +159,9 @@ class Handler:
             return array.astype(np.float32)  # ONNX models almost always take FP32
         if array.dtype.kind in "SU":
             return array.astype(object)
+        if array.dtype.kind == "O" and _numbers_and_nulls(array):
+            # numbers with a null among them: missing numbers (NaN), which the inference server names, not text
+            return array.astype(np.float32)
         return array
 
     def postprocess(self, response: InferResponse, context: Context) -> Any:
@@ -171,6 +174,11 @@ class Handler:
         if context.metadata:
             return {"outputs": outputs, "metadata": context.metadata}
         return {"outputs": outputs}
+
+
+def _numbers_and_nulls(array: np.ndarray) -> bool:
+    values = array.reshape(-1)
+    return all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values)
 
 
 def _jsonable(array: np.ndarray) -> Any:
