@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
-from aiforge.clean import CHECKERS, PICO, make_checker
+from aiforge.clean import CHECKERS, PICO, MultiSplitVote, SplitTrainCheck, make_checker
 from aiforge.errors import InvalidInput
 
 
@@ -78,3 +78,35 @@ def test_any_sklearn_classifier_works_in_pico(blobs):
     noisy[::10] = (noisy[::10] + 1) % 3
     pico = PICO(checker=LogisticRegression(), n_iter=2, random_state=0).fit(X, noisy)
     assert (pico.corrected_labels_ == y).mean() >= 0.98
+
+
+def _labels(n: int) -> np.ndarray:
+    return np.array(["a", "b"] * (n // 2))
+
+
+@pytest.mark.parametrize("cleaner", [PICO, MultiSplitVote, SplitTrainCheck])
+def test_texts_without_a_word_are_an_error_not_an_empty_vocabulary(cleaner):
+    texts = ["", "a", "I", "  ", "x y z", "?!"] * 4  # TF-IDF skips one-character tokens and punctuation
+    with pytest.raises(InvalidInput, match=r"^checker 'text' found no word in any of the 24 texts \(they are empty or "
+                                           r"hold only one-character tokens and punctuation, which its TF-IDF skips\); "
+                                           r"clean these labels with numeric features and another checker$"):
+        cleaner(checker="text").fit(texts, _labels(24))
+
+
+def test_a_split_whose_training_texts_hold_no_word_is_an_error():
+    texts = ["hello world"] + [""] * 23  # the whole set has a word, but not every training fold
+    with pytest.raises(InvalidInput, match=r"^checker 'text' found no word in the \d+ training texts of one split"):
+        MultiSplitVote(checker="text", n_folds=4).fit(texts, _labels(24))
+
+
+def test_the_checker_and_the_features_must_match():
+    texts = ["play some jazz", "set an alarm"] * 6
+    with pytest.raises(InvalidInput, match=r"^checker 'knn' needs numeric features \(N, D\); X holds 12 texts: use "
+                                           r"checker='text', or encode the texts first \(aiforge batch\)$"):
+        PICO().fit(texts, _labels(12))
+    with pytest.raises(InvalidInput, match=r"^checker 'text' needs one text per example \(a list or 1-D array of "
+                                           r"strings\); got numeric features of shape \(12, 2\): use another checker"):
+        PICO(checker="text").fit(np.zeros((12, 2)), _labels(12))
+    with pytest.raises(InvalidInput, match=r"^checker 'text' needs a string per example; X\[1\] is None: fill or "
+                                           r"drop the missing texts first$"):
+        PICO(checker="text").fit(["play", None] * 6, _labels(12))

@@ -110,7 +110,9 @@ def test_clean_errors(workspace, blobs):
         clean(table, label="kind", master="spark://h:7077", workspace=workspace)
     with pytest.raises(InvalidInput, match=r"^seed must be an integer >= 0; got -1$"):
         clean(table, label="kind", seed=-1, workspace=workspace)
-    with pytest.raises(InvalidInput, match=r"^feature column\(s\) 'kind2' are not numeric"):
+    with pytest.raises(InvalidInput, match=r"^feature column\(s\) 'kind2' \(string\) of table are not numeric; "
+                                           r"encode them first \(aiforge batch\) or pass one text column alone with "
+                                           r"checker='text'$"):
         clean(
             table.append_column("kind2", table.column("kind")),
             label="kind",
@@ -131,3 +133,42 @@ def test_clean_on_spark_equals_clean_on_local_processes(workspace, blobs, spark)
     assert (local.snapshot.manifest["engine"], local.snapshot.manifest["master"]) == ("local", None)
     corrected = on_spark.snapshot.to_arrow().column("kind").to_pylist()
     assert corrected == local.snapshot.to_arrow().column("kind").to_pylist()
+
+
+def _with_words(blobs) -> pa.Table:
+    table, _, _ = _table(blobs)
+    words = np.array(["a b", "c", ""])  # no word of two letters: nothing for TF-IDF to learn from
+    return table.append_column("note", pa.array(words[np.arange(table.num_rows) % 3]))
+
+
+def test_a_string_feature_column_is_refused_with_its_type(workspace, blobs):
+    table = _with_words(blobs)
+    for checker in (None, "forest"):
+        name = checker or "knn"
+        with pytest.raises(InvalidInput, match=rf"^feature column 'note' of table has type string; checker '{name}' "
+                                               r"needs numeric features: add checker='text' to judge the labels from "
+                                               r"this text, or encode it first \(aiforge batch\)$"):
+            clean(table, label="kind", features=["note"], checker=checker, workspace=workspace)
+    with pytest.raises(InvalidInput, match=r"^checker 'text' judges one string feature column; features 'x0' "
+                                           r"\(double\), 'x1' \(double\) of table are not text: name one string "
+                                           r"column with features=\[...\], or use another checker$"):
+        clean(table, label="kind", checker="text", workspace=workspace)
+    with pytest.raises(InvalidInput, match=r"^checker 'text' found no word in any of the 300 texts"):
+        clean(table, label="kind", features=["note"], checker="text", workspace=workspace)
+    assert workspace.list_snapshots() == []
+
+
+def test_the_cli_names_the_string_column_and_its_type(workspace, blobs):
+    from typer.testing import CliRunner
+
+    from aiforge.cli import app
+
+    _commit(workspace, _with_words(blobs), "notes")
+    result = CliRunner().invoke(app, ["clean", "notes", "-l", "kind", "-f", "note", "--method", "split"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == (
+        "Error: feature column 'note' of notes@v1 has type string; checker 'knn' needs numeric features: add "
+        "checker='text' to judge the labels from this text, or encode it first (aiforge batch)\n"
+    )
+    result = CliRunner().invoke(app, ["clean", "notes", "-l", "kind", "-f", "note", "--checker", "text"])
+    assert result.exit_code == 1 and result.stderr.startswith("Error: checker 'text' found no word in any of the 300 ")

@@ -19,6 +19,7 @@ import pyarrow as pa
 from aiforge._progress import progress as progress_bar
 from aiforge._validation import RANDOM_STATE, validate_params
 from aiforge.clean._report import render_html, summarise
+from aiforge.clean.checkers import make_checker
 from aiforge.clean.pico import PICO
 from aiforge.clean.vote import MultiSplitVote, SplitTrainCheck
 from aiforge.engines import Engine, resolve_engine
@@ -128,8 +129,9 @@ def clean(
         raise ColumnNotFound(
             f"label column {label!r} not found in {subject}; available columns: {', '.join(table.column_names)}"
         )
+    make_checker(checker)  # an unknown checker name fails before the features are judged by what it reads
     columns = _feature_columns(table, label, features, subject)
-    X = _features(table, columns)
+    X = _features(table, columns, checker, subject)
     given = table.column(label).to_numpy(zero_copy_only=False)
     if table.column(label).null_count:
         raise InvalidInput(
@@ -246,19 +248,32 @@ def _is_identifier(column: pa.ChunkedArray) -> bool:
     )
 
 
-def _features(table: pa.Table, columns: list[str]) -> Any:
+def _features(table: pa.Table, columns: list[str], checker: Any, subject: str) -> Any:
     kinds = [table.schema.field(c).type for c in columns]
+    # a named checker reads either numbers or one text column; an estimator of the caller's own may read either
+    named = checker if isinstance(checker, str) else "knn" if checker is None else None
     if len(columns) == 1 and (pa.types.is_string(kinds[0]) or pa.types.is_large_string(kinds[0])):
+        if named is not None and named != "text":
+            raise InvalidInput(
+                f"feature column {columns[0]!r} of {subject} has type {kinds[0]}; checker {named!r} needs numeric "
+                "features: add checker='text' to judge the labels from this text, or encode it first (aiforge batch)"
+            )
         return np.asarray(table.column(columns[0]).to_pylist(), dtype=object)
     bad = [
-        c
+        (c, t)
         for c, t in zip(columns, kinds, strict=True)
         if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t))
     ]
     if bad:
         raise InvalidInput(
-            f"feature column(s) {', '.join(map(repr, bad))} are not numeric; encode them first (aiforge batch) "
-            "or pass one text column alone with checker='text'"
+            f"feature column(s) {', '.join(f'{c!r} ({t})' for c, t in bad)} of {subject} are not numeric; encode "
+            "them first (aiforge batch) or pass one text column alone with checker='text'"
+        )
+    if named == "text":
+        raise InvalidInput(
+            f"checker 'text' judges one string feature column; features "
+            f"{', '.join(f'{c!r} ({t})' for c, t in zip(columns, kinds, strict=True))} of {subject} are not text: "
+            "name one string column with features=[...], or use another checker"
         )
     matrix = np.empty((table.num_rows, len(columns)), dtype=np.float64)
     for i, name in enumerate(columns):

@@ -129,7 +129,18 @@ def _fit_predict(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        checker.fit(X[train], codes[train])
+        try:
+            checker.fit(X[train], codes[train])
+        except ValueError as exc:
+            # check_input found a word in the whole set, but a training part can still hold none of them
+            if not str(exc).startswith("empty vocabulary"):
+                raise
+            from aiforge.clean.checkers import NO_WORD
+
+            raise InvalidInput(
+                f"checker 'text' found no word in the {len(train)} training texts of one split ({NO_WORD}); too "
+                "few texts hold words to judge the labels: add texts with words, or use fewer folds"
+            ) from exc
         known = np.asarray(checker.classes_, dtype=np.int64)
         tops, logps, floors = [], [], []
         for start in range(0, len(held), PREDICT_CHUNK):

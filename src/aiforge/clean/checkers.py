@@ -15,7 +15,7 @@ from typing import Any
 from aiforge._validation import DEPRECATED, RANDOM_STATE, HasMethods, Hidden, Options, renamed_param, validate_params
 from aiforge.errors import InvalidInput
 
-__all__ = ["CHECKERS", "make_checker"]
+__all__ = ["CHECKERS", "check_input", "make_checker"]
 
 
 def _knn(random_state: int | None) -> Any:
@@ -59,15 +59,17 @@ def _ensemble(random_state: int | None) -> Any:
     return VotingClassifier(members, voting="soft")
 
 
-def _text(random_state: int | None) -> Any:
+def _vectorizer() -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True)
+
+
+def _text(random_state: int | None) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    return make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
-        LogisticRegression(C=10.0, max_iter=500, random_state=random_state),
-    )
+    return make_pipeline(_vectorizer(), LogisticRegression(C=10.0, max_iter=500, random_state=random_state))
 
 
 #: The checker names :func:`make_checker` knows, with what each builds.
@@ -145,3 +147,49 @@ def make_checker(checker: Any = None, *, random_state: int | None = 0, seed: Any
     if "random_state" in params:
         estimator.set_params(random_state=random_state)
     return estimator
+
+
+#: What the text checker's vectorizer leaves out, for the errors that say why it found nothing.
+NO_WORD = "they are empty or hold only one-character tokens and punctuation, which its TF-IDF skips"
+
+
+def check_input(checker: Any, X: Any) -> None:
+    """Refuse, before any checker trains, features that a named checker cannot read.
+
+    ``X`` is what :func:`aiforge.clean._engine.check_xy` returns: a 1-D object array of texts, or numbers (N, D).
+    The ``"text"`` checker needs one string per example, and at least one word among them (otherwise scikit-learn's
+    vectorizer stops with "empty vocabulary"); every other named checker needs numbers. An estimator of the
+    caller's own is not checked: it knows what it reads.
+
+    Raises
+    ------
+    InvalidInput
+        Texts for a numeric checker, numbers or a missing text for ``"text"``, or texts without a single word.
+    """
+    name = DEFAULT_CHECKER if checker is None else checker
+    if not isinstance(name, str):
+        return
+    texts = getattr(X, "ndim", 2) == 1
+    if name != "text":
+        if texts:
+            raise InvalidInput(
+                f"checker {name!r} needs numeric features (N, D); X holds {len(X)} texts: use checker='text', or "
+                "encode the texts first (aiforge batch)"
+            )
+        return
+    if not texts:
+        raise InvalidInput(
+            f"checker 'text' needs one text per example (a list or 1-D array of strings); got numeric features of "
+            f"shape {tuple(X.shape)}: use another checker (knn, logreg, ...), or pass the texts"
+        )
+    for i, text in enumerate(X):
+        if not isinstance(text, str):
+            raise InvalidInput(
+                f"checker 'text' needs a string per example; X[{i}] is {text!r}: fill or drop the missing texts first"
+            )
+    analyze = _vectorizer().build_analyzer()
+    if not any(analyze(text) for text in X):
+        raise InvalidInput(
+            f"checker 'text' found no word in any of the {len(X)} texts ({NO_WORD}); clean these labels with numeric "
+            "features and another checker"
+        )

@@ -17,7 +17,7 @@ import numpy as np
 from aiforge._validation import DEPRECATED, Hidden, Interval, Options, renamed_param
 from aiforge.clean import _engine
 from aiforge.clean._base import LabelCleaner
-from aiforge.clean.checkers import CHECKER, SEEDS, make_checker
+from aiforge.clean.checkers import CHECKER, SEEDS, check_input, make_checker
 from aiforge.engines import Engine, resolve_engine
 
 __all__ = ["PICO", "bayes_posterior", "combine_likelihoods", "estimate_transition", "hmm_prior", "initial_transition"]
@@ -289,6 +289,7 @@ class PICO(LabelCleaner):
         engine = resolve_engine(choice, self.master)
         make_checker(self.checker)  # an unknown name fails before any work
         X, classes, given = _engine.check_xy(X, y, min_per_class=n_folds, need=f"PICO with n_folds={n_folds}")
+        check_input(self.checker, X)
         n, k_all = len(given), len(classes)
         k = k_all if self.top_k is None else min(int(self.top_k), k_all)
         if self.deconvolve_steps is None:

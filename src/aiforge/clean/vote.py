@@ -10,7 +10,7 @@ import numpy as np
 from aiforge._validation import DEPRECATED, Interval
 from aiforge.clean import _engine
 from aiforge.clean._base import LabelCleaner
-from aiforge.clean.checkers import CHECKER, SEEDS, make_checker
+from aiforge.clean.checkers import CHECKER, SEEDS, check_input, make_checker
 from aiforge.engines import LocalEngine
 
 __all__ = ["MultiSplitVote", "SplitTrainCheck"]
@@ -99,6 +99,7 @@ class SplitTrainCheck(LabelCleaner):
         seed = self._seed()
         make_checker(self.checker)
         X, classes, given = _engine.check_xy(X, y, min_per_class=2, need="a train/held-out split")
+        check_input(self.checker, X)
         n, k = len(given), len(classes)
         rng = np.random.default_rng(seed)
         held = np.zeros(n, dtype=bool)
@@ -210,6 +211,7 @@ class MultiSplitVote(LabelCleaner):
         seed = self._seed()
         make_checker(self.checker)
         X, classes, given = _engine.check_xy(X, y, min_per_class=n_folds, need=f"MultiSplitVote with n_folds={n_folds}")
+        check_input(self.checker, X)
         n, k = len(given), len(classes)
         rng = np.random.default_rng(seed)
         splits = []
