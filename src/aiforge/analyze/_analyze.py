@@ -379,16 +379,18 @@ def _scatter_rows(
 def _plain_list(column: pa.ChunkedArray) -> list[Any]:
     """JSON-ready values, converted by Arrow rather than per value in Python.
 
-    Non-finite floats become None and times ISO strings.
+    Non-finite floats become None, times ISO strings and long strings are cut (:func:`_stats.short_values`).
     """
     dtype = column.type
     if pa.types.is_floating(dtype):
         column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, dtype))
     elif pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
         column = pc.strftime(column, "%Y-%m-%dT%H:%M:%S")
-    elif not (pa.types.is_integer(dtype) or pa.types.is_boolean(dtype) or pa.types.is_string(dtype)):
-        column = column.cast(pa.string()) if column.type != pa.null() else column
-    return column.to_pylist()
+    elif pa.types.is_integer(dtype) or pa.types.is_boolean(dtype) or dtype == pa.null():
+        pass
+    elif not (pa.types.is_string(dtype) or pa.types.is_binary(dtype)):
+        column = column.cast(pa.string())
+    return _stats.short_values(column)
 
 
 def _clean(value: Any) -> Any:

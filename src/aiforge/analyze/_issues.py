@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aiforge.analyze._stats import CATEGORICAL_MAX_DISTINCT, normalise, numeric_values
+from aiforge.analyze._stats import CATEGORICAL_MAX_DISTINCT, normalise, numeric_values, short_values
 
 __all__ = [
     "bias_slices",
@@ -239,11 +239,11 @@ def is_classification(stats: dict[str, Any]) -> bool:
 
 
 def encode(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
-    """Dense integer codes for the values of a column (null is its own code, last)."""
+    """Dense integer codes for the values of a column (null is its own code, last), and the values as the report
+    shows them (long strings cut, see :func:`~aiforge.analyze._stats.short_values`)."""
     encoded = normalise(column).combine_chunks().dictionary_encode(null_encoding="encode")
-    return np.asarray(
-        encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64
-    ), encoded.dictionary.to_pylist()
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return codes, short_values(encoded.dictionary)
 
 
 def label_summary(

@@ -15,12 +15,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["column_stats", "figure", "kind_of", "numeric_values"]
+__all__ = ["column_stats", "figure", "kind_of", "numeric_values", "short_values"]
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HISTOGRAM_BINS = 20
 TOP_VALUES = 10
 CATEGORICAL_MAX_DISTINCT = 50
+#: Longest string or bytes value the report shows; longer ones are cut and marked with their length.
+MAX_VALUE_CHARS = 200
 _NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
@@ -80,6 +82,45 @@ def numeric_values(column: pa.ChunkedArray) -> np.ndarray:
     elif pa.types.is_temporal(column.type):
         column = column.cast(pa.int64())
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def short_values(values: pa.Array | pa.ChunkedArray, limit: int = MAX_VALUE_CHARS) -> list[Any]:
+    """The values as JSON-ready Python objects, strings and bytes longer than ``limit`` cut and marked.
+
+    Arrow cuts them before they become Python objects, so a 50 MB value costs the report ``limit`` characters and
+    no 50 MB copy. Other values go through as :func:`_jsonable` makes them.
+
+    Examples
+    --------
+    >>> short_values(pa.array(["ok", "x" * 1000, None]), limit=3)
+    ['ok', 'xxx… (1,000 characters)', None]
+    """
+    dtype = values.type
+    if pa.types.is_dictionary(dtype):
+        values, dtype = values.cast(dtype.value_type), dtype.value_type
+    if _is_text(dtype):
+        lengths, cut, unit = pc.utf8_length(values), pc.utf8_slice_codeunits(values, 0, limit), "characters"
+    elif _is_bytes(dtype):
+        lengths, cut, unit = pc.binary_length(values), pc.binary_slice(values, 0, limit), "bytes"
+    else:
+        return [_jsonable(v) for v in values.to_pylist()]
+    return [
+        _jsonable(value) if size is None or size <= limit else f"{_jsonable(value)}… ({size:,} {unit})"
+        for value, size in zip(cut.to_pylist(), lengths.to_pylist(), strict=True)
+    ]
+
+
+def _is_text(dtype: pa.DataType) -> bool:
+    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
+
+
+def _is_bytes(dtype: pa.DataType) -> bool:
+    return (
+        pa.types.is_binary(dtype)
+        or pa.types.is_large_binary(dtype)
+        or pa.types.is_fixed_size_binary(dtype)
+        or pa.types.is_binary_view(dtype)
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -260,8 +301,8 @@ def _string_stats(present: pa.ChunkedArray, exact: bool, scaled: Any) -> dict[st
             exact,
         )
         bounds = pc.min_max(present)
-        out["min"] = figure(_jsonable(bounds["min"].as_py()), exact)
-        out["max"] = figure(_jsonable(bounds["max"].as_py()), exact)
+        low, high = short_values(pa.array([bounds["min"], bounds["max"]], present.type))
+        out["min"], out["max"] = figure(low, exact), figure(high, exact)
     if is_text:
         blank = pc.equal(pc.utf8_trim_whitespace(present), "")
         out["empty_strings"] = scaled(int(pc.sum(blank).as_py() or 0))
@@ -274,7 +315,6 @@ def _top_values(present: pa.ChunkedArray, exact: bool, scale: float) -> dict[str
     counts = pc.value_counts(present)
     values, freq = counts.field("values"), counts.field("counts").to_numpy()
     order = np.argsort(-freq, kind="stable")[:TOP_VALUES]
-    items = [
-        {"value": _jsonable(values[int(i)].as_py()), "count": round(int(freq[i]) * scale)} for i in order
-    ]
+    shown = short_values(values.take(pa.array(order, pa.int64())))
+    items = [{"value": value, "count": round(int(freq[i]) * scale)} for value, i in zip(shown, order, strict=True)]
     return figure(items, exact)
