@@ -164,5 +164,5 @@ def test_generated_batch_and_clean_commands_run(workspace: aiforge.Workspace, tm
     assert report["output"] == "rows_clean@v1" and report["rows"] == 80 and report["method"] == "vote"
 
     result = runner.invoke(app, ["batch", str(spec), "--master", "local[2]"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert "Error: --master 'local[2]' only applies to --engine spark" in result.output
