@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from aiforge._progress import progress as progress_bar
 from aiforge._validation import Interval, validate_params
 from aiforge._version import __version__
-from aiforge.analyze import _issues, _leaks, _sampling, _stats
+from aiforge.analyze import _issues, _leaks, _sampling, _stats, _values
 from aiforge.errors import ColumnNotFound, InvalidInput, WorkspaceError
 from aiforge.workspace import write_output
 from aiforge.workspace.files import STDOUT
@@ -298,6 +298,8 @@ def analyze(
         ]
         bar.advance()
         bar.update(description="issues")
+        # the checks below see plain values: no extension, run-end, view or dictionary types to special-case
+        table = pa.Table.from_arrays([_values.normalise(c) for c in table.columns], names=table.column_names)
         label_info = bias = None
         leaks: dict[str, Any] = {}
         if label is not None:
@@ -371,7 +373,7 @@ def _scatter_rows(
     out: dict[str, Any] = {"columns": {}, "kinds": {}, "label": label}
     for stats in columns:
         if stats["kind"] in ("numeric", "boolean", "datetime", "categorical") or stats["name"] == label:
-            out["columns"][stats["name"]] = _plain_list(_stats.normalise(subset.column(stats["name"])))
+            out["columns"][stats["name"]] = _plain_list(_values.hashable(subset.column(stats["name"])))
             out["kinds"][stats["name"]] = stats["kind"]
     return out
 
@@ -379,7 +381,7 @@ def _scatter_rows(
 def _plain_list(column: pa.ChunkedArray) -> list[Any]:
     """JSON-ready values, converted by Arrow rather than per value in Python.
 
-    Non-finite floats become None, times ISO strings and long strings are cut (:func:`_stats.short_values`).
+    Non-finite floats become None, times ISO strings and long strings are cut (:func:`_values.short_values`).
     """
     dtype = column.type
     if pa.types.is_floating(dtype):
@@ -389,8 +391,11 @@ def _plain_list(column: pa.ChunkedArray) -> list[Any]:
     elif pa.types.is_integer(dtype) or pa.types.is_boolean(dtype) or dtype == pa.null():
         pass
     elif not (pa.types.is_string(dtype) or pa.types.is_binary(dtype)):
-        column = column.cast(pa.string())
-    return _stats.short_values(column)
+        try:
+            column = column.cast(pa.string())
+        except pa.ArrowNotImplementedError:  # intervals and the like: shown as their JSON text
+            column = _values.canonical_text(column)
+    return _values.short_values(column)
 
 
 def _clean(value: Any) -> Any:
@@ -404,5 +409,5 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None if np.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dt.datetime | dt.date | dt.time | bytes | dt.timedelta):
-        return _stats._jsonable(value) if not isinstance(value, dt.timedelta) else str(value)
+        return _values.jsonable(value) if not isinstance(value, dt.timedelta) else str(value)
     return value

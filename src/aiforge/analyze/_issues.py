@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aiforge.analyze._stats import CATEGORICAL_MAX_DISTINCT, normalise, numeric_values, short_values
+from aiforge.analyze._stats import CATEGORICAL_MAX_DISTINCT, numeric_values
+from aiforge.analyze._values import canonical_text, hashable, short_values
 
 __all__ = [
     "bias_slices",
@@ -56,30 +57,14 @@ def duplicate_rows(table: pa.Table) -> int:
     """
     if table.num_rows < 2:
         return 0
-    columns = {}
-    for i, name in enumerate(table.column_names):
-        column = normalise(table.column(name))
-        if not (
-            pa.types.is_primitive(column.type)
-            or pa.types.is_string(column.type)
-            or pa.types.is_binary(column.type)
-        ):
-            column = (
-                pc.cast(column, pa.string())
-                if _castable(column)
-                else pa.chunked_array([np.zeros(len(column))])
-            )
-        columns[f"c{i}"] = column
-    groups = pa.table(columns).group_by(list(columns), use_threads=False).aggregate([])
-    return table.num_rows - groups.num_rows
-
-
-def _castable(column: pa.ChunkedArray) -> bool:
+    # nested values compare by their canonical text: lists that differ make rows that differ
+    columns = {f"c{i}": hashable(table.column(name)) for i, name in enumerate(table.column_names)}
     try:
-        pc.cast(column.slice(0, 1), pa.string())
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-        return False
-    return True
+        groups = pa.table(columns).group_by(list(columns), use_threads=False).aggregate([])
+    except pa.ArrowNotImplementedError:  # a type Arrow cannot group by: compare every column as text
+        columns = {key: canonical_text(column) for key, column in columns.items()}
+        groups = pa.table(columns).group_by(list(columns), use_threads=False).aggregate([])
+    return table.num_rows - groups.num_rows
 
 
 def find_issues(
@@ -240,8 +225,8 @@ def is_classification(stats: dict[str, Any]) -> bool:
 
 def encode(column: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
     """Dense integer codes for the values of a column (null is its own code, last), and the values as the report
-    shows them (long strings cut, see :func:`~aiforge.analyze._stats.short_values`)."""
-    encoded = normalise(column).combine_chunks().dictionary_encode(null_encoding="encode")
+    shows them (long strings cut, see :func:`~aiforge.analyze._values.short_values`)."""
+    encoded = hashable(column).combine_chunks().dictionary_encode(null_encoding="encode")
     codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     return codes, short_values(encoded.dictionary)
 

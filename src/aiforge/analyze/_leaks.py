@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aiforge.analyze._issues import encode
-from aiforge.analyze._stats import normalise, numeric_values
+from aiforge.analyze._stats import numeric_values
+from aiforge.analyze._values import normalise
 
 __all__ = ["leak_scores"]
 

@@ -133,18 +133,19 @@ def _column_card(stats: dict[str, Any]) -> str:
             for name, value in q["value"].items()
             if name in ("p5", "p25", "p50", "p75", "p95")
         )
+    nested = stats["kind"] == "nested"  # a list's or map's length is its number of elements
     if "lengths" in stats:
         lengths = stats["lengths"]["value"]
         span = f"{lengths['min']} / {lengths['mean']:.1f} / {lengths['max']}"
-        rows += f"<tr><th>length</th><td>{span} (min/mean/max)</td></tr>"
+        rows += f"<tr><th>{'elements' if nested else 'length'}</th><td>{span} (min/mean/max)</td></tr>"
     chart = ""
     if "histogram" in stats:
         chart = _histogram_svg(stats["histogram"]["value"], f"histogram of {stats['name']}")
-    elif "lengths" in stats and stats["kind"] == "text":
-        chart = "<div class='note'>string lengths</div>" + _histogram_svg(
+    elif "lengths" in stats and stats["kind"] in ("text", "nested"):
+        chart = f"<div class='note'>{'elements per value' if nested else 'string lengths'}</div>" + _histogram_svg(
             stats["lengths"]["value"]["histogram"], f"lengths of {stats['name']}"
         )
-    if "top_values" in stats and stats["kind"] in ("categorical", "boolean", "text"):
+    if "top_values" in stats and stats["kind"] in ("categorical", "boolean", "text", "nested"):
         chart += _top_values_table(stats["top_values"]["value"], stats["top_values"]["exact"])
     return (
         f'<div class="card"><h3>{_e(stats["name"])}</h3><div class="type">{_e(stats["kind"])} · '

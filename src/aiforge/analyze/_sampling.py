@@ -163,7 +163,7 @@ def exact_figures(source: Source) -> dict[str, dict[str, Any]]:
 
 
 def _has_stats(dtype: pa.DataType) -> bool:
-    return any(check(dtype) for check in _STAT_TYPES)
+    return any(check(dtype) for check in _STAT_TYPES) and not pa.types.is_interval(dtype)
 
 
 def _min_max(column: pa.ChunkedArray) -> dict[str, Any]:
@@ -358,6 +358,8 @@ def clustering_warnings(
     for name in source.schema.names:
         dtype = source.schema.field(name).type
         if not (pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_temporal(dtype)):
+            continue
+        if pa.types.is_interval(dtype):  # months, days and nanoseconds: no one number to compare
             continue
         reason = _metadata_clustered(figures.get(name, {}))
         if reason is None:

@@ -7,22 +7,20 @@ data.
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["column_stats", "figure", "kind_of", "numeric_values", "short_values"]
+from aiforge.analyze._values import hashable, jsonable, normalise, short_values
+
+__all__ = ["column_stats", "figure", "kind_of", "numeric_values"]
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HISTOGRAM_BINS = 20
 TOP_VALUES = 10
 CATEGORICAL_MAX_DISTINCT = 50
-#: Longest string or bytes value the report shows; longer ones are cut and marked with their length.
-MAX_VALUE_CHARS = 200
 _NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
@@ -31,19 +29,9 @@ def figure(value: Any, exact: bool, **extra: Any) -> dict[str, Any]:
     return {"value": value, "exact": exact, **extra}
 
 
-def normalise(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Decode dictionaries and turn decimals into float64 so that one code path serves each kind."""
-    if pa.types.is_dictionary(column.type):
-        column = column.cast(column.type.value_type)
-    if pa.types.is_decimal(column.type):
-        column = column.cast(pa.float64())
-    if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
-        column = column.cast(pa.string())
-    return column
-
-
 def kind_of(dtype: pa.DataType, distinct: int | None = None, count: int | None = None) -> str:
-    """``numeric``, ``boolean``, ``datetime``, ``categorical``, ``text`` or ``other`` for an Arrow type.
+    """``numeric``, ``boolean``, ``datetime``, ``categorical``, ``text``, ``nested`` (lists, structs, maps, unions)
+    or ``other`` for an Arrow type.
 
     Strings are categorical when they have at most 50 distinct values or repeat a lot (distinct <= 5% of
     values).
@@ -53,8 +41,16 @@ def kind_of(dtype: pa.DataType, distinct: int | None = None, count: int | None =
     >>> kind_of(pa.int64()), kind_of(pa.string(), distinct=3, count=100)
     ('numeric', 'categorical')
     """
+    if isinstance(dtype, pa.BaseExtensionType):
+        return kind_of(dtype.storage_type, distinct, count)
+    if pa.types.is_run_end_encoded(dtype):
+        return kind_of(dtype.value_type, distinct, count)
     if pa.types.is_dictionary(dtype):
         return "categorical"
+    if pa.types.is_nested(dtype):
+        return "nested"
+    if pa.types.is_interval(dtype):
+        return "other"
     if pa.types.is_boolean(dtype):
         return "boolean"
     if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
@@ -67,7 +63,7 @@ def kind_of(dtype: pa.DataType, distinct: int | None = None, count: int | None =
                 "categorical" if distinct <= CATEGORICAL_MAX_DISTINCT or distinct <= 0.05 * count else "text"
             )
         return "categorical"
-    if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype):
+    if pa.types.is_binary(dtype) or pa.types.is_large_binary(dtype) or pa.types.is_binary_view(dtype):
         return "text"
     return "other"
 
@@ -82,57 +78,6 @@ def numeric_values(column: pa.ChunkedArray) -> np.ndarray:
     elif pa.types.is_temporal(column.type):
         column = column.cast(pa.int64())
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def short_values(values: pa.Array | pa.ChunkedArray, limit: int = MAX_VALUE_CHARS) -> list[Any]:
-    """The values as JSON-ready Python objects, strings and bytes longer than ``limit`` cut and marked.
-
-    Arrow cuts them before they become Python objects, so a 50 MB value costs the report ``limit`` characters and
-    no 50 MB copy. Other values go through as :func:`_jsonable` makes them.
-
-    Examples
-    --------
-    >>> short_values(pa.array(["ok", "x" * 1000, None]), limit=3)
-    ['ok', 'xxx… (1,000 characters)', None]
-    """
-    dtype = values.type
-    if pa.types.is_dictionary(dtype):
-        values, dtype = values.cast(dtype.value_type), dtype.value_type
-    if _is_text(dtype):
-        lengths, cut, unit = pc.utf8_length(values), pc.utf8_slice_codeunits(values, 0, limit), "characters"
-    elif _is_bytes(dtype):
-        lengths, cut, unit = pc.binary_length(values), pc.binary_slice(values, 0, limit), "bytes"
-    else:
-        return [_jsonable(v) for v in values.to_pylist()]
-    return [
-        _jsonable(value) if size is None or size <= limit else f"{_jsonable(value)}… ({size:,} {unit})"
-        for value, size in zip(cut.to_pylist(), lengths.to_pylist(), strict=True)
-    ]
-
-
-def _is_text(dtype: pa.DataType) -> bool:
-    return pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_string_view(dtype)
-
-
-def _is_bytes(dtype: pa.DataType) -> bool:
-    return (
-        pa.types.is_binary(dtype)
-        or pa.types.is_large_binary(dtype)
-        or pa.types.is_fixed_size_binary(dtype)
-        or pa.types.is_binary_view(dtype)
-    )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
 
 
 def _ticks_to_iso(values: np.ndarray, dtype: pa.DataType) -> list[str]:
@@ -177,7 +122,8 @@ def column_stats(
     """
     figures = figures or {}
     dtype = column.type
-    column = normalise(column)
+    values = normalise(column)
+    column = hashable(values)  # nested values as their JSON text, to count, compare and show
     n = len(column)
     scale = 1.0 if exact else total_rows / max(n, 1)
 
@@ -198,7 +144,9 @@ def column_stats(
     }
     kind = out["kind"]
     if kind in ("numeric", "boolean", "datetime"):
-        out.update(_numeric_stats(present, dtype, kind, exact, figures, scaled))
+        out.update(_numeric_stats(present, _plain_type(dtype), kind, exact, figures, scaled))
+    elif kind == "nested":
+        out.update(_nested_stats(values, exact))
     elif kind in ("categorical", "text") and (
         pa.types.is_string(column.type) or pa.types.is_binary(column.type)
     ):
@@ -208,6 +156,40 @@ def column_stats(
     ):
         out["top_values"] = _top_values(present, exact, scale)
     return out
+
+
+def _plain_type(dtype: pa.DataType) -> pa.DataType:
+    """The type of the values behind an extension or run-end encoding."""
+    if isinstance(dtype, pa.BaseExtensionType):
+        return _plain_type(dtype.storage_type)
+    if pa.types.is_run_end_encoded(dtype):
+        return _plain_type(dtype.value_type)
+    return dtype
+
+
+def _nested_stats(values: pa.ChunkedArray, exact: bool) -> dict[str, Any]:
+    """Element counts of list and map values (min/mean/max and a histogram); structs and unions have none."""
+    if pa.types.is_map(values.type):
+        entry = pa.struct([values.type.key_field, values.type.item_field])
+        values = values.cast(pa.list_(entry))
+    try:
+        lengths = pc.list_value_length(values).drop_null()
+    except pa.ArrowNotImplementedError:
+        return {}
+    return {"lengths": _lengths(np.asarray(lengths.to_numpy(), dtype=np.float64), exact)} if len(lengths) else {}
+
+
+def _lengths(lengths: np.ndarray, exact: bool) -> dict[str, Any]:
+    counts, edges = np.histogram(lengths, bins=min(HISTOGRAM_BINS, int(lengths.max() - lengths.min()) + 1))
+    return figure(
+        {
+            "min": int(lengths.min()),
+            "mean": float(lengths.mean()),
+            "max": int(lengths.max()),
+            "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+        },
+        exact,
+    )
 
 
 def _distinct(present: pa.ChunkedArray, in_sample: int, population: int, exact: bool) -> dict[str, Any]:
@@ -241,7 +223,7 @@ def _numeric_stats(
         (low, high), bounds_exact = _min_max(present), exact
     else:
         low, high, bounds_exact = None, None, exact
-    out["min"], out["max"] = figure(_jsonable(low), bounds_exact), figure(_jsonable(high), bounds_exact)
+    out["min"], out["max"] = figure(jsonable(low), bounds_exact), figure(jsonable(high), bounds_exact)
     if not finite.size:
         return out
     quantiles = np.quantile(finite, QUANTILES)
@@ -288,18 +270,7 @@ def _string_stats(present: pa.ChunkedArray, exact: bool, scaled: Any) -> dict[st
     lengths = pc.utf8_length(present) if is_text else pc.binary_length(present)
     lengths_np = np.asarray(lengths.to_numpy(), dtype=np.float64) if len(present) else np.zeros(0)
     if lengths_np.size:
-        counts, edges = np.histogram(
-            lengths_np, bins=min(HISTOGRAM_BINS, int(lengths_np.max() - lengths_np.min()) + 1)
-        )
-        out["lengths"] = figure(
-            {
-                "min": int(lengths_np.min()),
-                "mean": float(lengths_np.mean()),
-                "max": int(lengths_np.max()),
-                "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
-            },
-            exact,
-        )
+        out["lengths"] = _lengths(lengths_np, exact)
         bounds = pc.min_max(present)
         low, high = short_values(pa.array([bounds["min"], bounds["max"]], present.type))
         out["min"], out["max"] = figure(low, exact), figure(high, exact)
