@@ -103,3 +103,20 @@ def test_the_cli_starts_without_loading_the_stage_specs() -> None:
     code = "import sys, aiforge.cli; print(sorted({'pydantic', 'aiforge.stages', 'pyarrow'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out == "[]\n"
+
+
+def test_reports_list_marks_reports_whose_files_are_gone(workspace: Any, tmp_path: Any) -> None:
+    import json
+
+    kept, gone = tmp_path / "kept.html", tmp_path / "gone.json"
+    kept.write_text("<html></html>")
+    workspace.record_report("users@v1", kept, None, "2026-01-01T00:00:00Z")
+    workspace.record_report("users@v2", None, gone, "2026-01-02T00:00:00Z")
+    result = runner.invoke(app, ["reports", "list"])
+    assert result.exit_code == 0
+    assert result.output == (
+        f"   1  2026-01-01T00:00:00Z  users@v1  {kept}\n"
+        f"   2  2026-01-02T00:00:00Z  users@v2  {gone} (missing)\n"
+    )
+    listed = json.loads(runner.invoke(app, ["reports", "list", "--json"]).output)
+    assert [(r["subject"], r["missing"]) for r in listed] == [("users@v1", False), ("users@v2", True)]

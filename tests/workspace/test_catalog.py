@@ -117,9 +117,23 @@ def test_reports_are_recorded(workspace: Workspace, tmp_path: Path) -> None:
     rid = workspace.record_report("users@v1", tmp_path / "r.html", None, "2026-01-01T00:00:00Z")
     assert workspace.list_reports() == [
         {"id": rid, "subject": "users@v1", "html": str(tmp_path / "r.html"), "json": None,
-         "created": "2026-01-01T00:00:00Z"}
+         "created": "2026-01-01T00:00:00Z", "missing": True}  # r.html was never written
     ]
     assert workspace.report_dir("data/x*.parquet", "s1") == workspace.reports_dir / "data_x_.parquet" / "s1"
+
+
+def test_a_report_whose_files_are_all_gone_is_listed_as_missing(workspace: Workspace, tmp_path: Path) -> None:
+    files = {name: tmp_path / name for name in ("a.html", "a.json", "b.html", "b.json", "c.json")}
+    for path in files.values():
+        path.write_text("x")
+    both = workspace.record_report("a", files["a.html"], files["a.json"], "2026-01-01T00:00:00Z")
+    half = workspace.record_report("b", files["b.html"], files["b.json"], "2026-01-01T00:00:01Z")
+    gone = workspace.record_report("c", None, files["c.json"], "2026-01-01T00:00:02Z")
+    files["b.json"].unlink()
+    files["c.json"].unlink()
+    listed = {r["id"]: r for r in workspace.list_reports()}
+    assert [listed[i]["missing"] for i in (both, half, gone)] == [False, False, True]
+    assert listed[gone]["json"] == str(files["c.json"])  # kept in the catalog: the file may come back (a drive)
 
 
 def test_a_catalog_deleted_under_a_live_workspace_is_recreated(workspace: Workspace) -> None:

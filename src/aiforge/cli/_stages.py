@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -205,6 +206,9 @@ def reports_list(
 ) -> None:
     """List the reports stored in the workspace, oldest first.
 
+    A report whose files were all deleted or moved is marked "(missing)" ("missing": true in JSON); it stays listed,
+    since listing never deletes anything and the files may come back (a drive that is not mounted).
+
     Example: aiforge reports list
     """
     reports = workspace_of(ctx).list_reports()
@@ -214,7 +218,9 @@ def reports_list(
     if not reports:
         typer.echo("No reports yet; create one with `aiforge analyze`.")
     for r in reports:
-        typer.echo(f"{r['id']:>4}  {r['created']}  {r['subject']}  {r['html'] or r['json']}")
+        files = [path for path in (r["html"], r["json"]) if path]
+        shown = next((path for path in files if os.path.exists(path)), files[0] if files else "")
+        typer.echo(f"{r['id']:>4}  {r['created']}  {r['subject']}  {shown}{' (missing)' if r['missing'] else ''}")
 
 
 # -- nlp ------------------------------------------------------------------------------------------------------------

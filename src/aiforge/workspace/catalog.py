@@ -345,10 +345,17 @@ class Workspace:
             return int(cursor.lastrowid or 0)
 
     def list_reports(self) -> list[dict[str, Any]]:
-        """Reports in the catalog, newest last: id, subject, html, json, created."""
+        """Reports in the catalog, newest last: id, subject, html, json, created, missing.
+
+        ``missing`` is true when none of the report's files exists any more (deleted, or on a drive that is not
+        mounted). Such reports stay in the catalog: listing never deletes anything.
+        """
         with self._catalog() as conn:
             rows = conn.execute("SELECT id, subject, html, json, created FROM reports ORDER BY id").fetchall()
-        return [dict(zip(("id", "subject", "html", "json", "created"), row, strict=True)) for row in rows]
+        reports = [dict(zip(("id", "subject", "html", "json", "created"), row, strict=True)) for row in rows]
+        for report in reports:
+            report["missing"] = not any(os.path.exists(report[key]) for key in ("html", "json") if report[key])
+        return reports
 
 
 def _version_of(path: Path) -> int | None:
