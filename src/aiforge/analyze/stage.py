@@ -35,7 +35,7 @@ class AnalyzeSpec(StageSpec):
 
 
 class SavedReport(NamedTuple):
-    """The report and the files it was saved to (``None`` for a file not asked for)."""
+    """The report and the files it was saved to (``None`` for a file not asked for, ``Path("-")`` for stdout)."""
 
     report: Any
     html_path: Path | None
