@@ -53,3 +53,20 @@ def test_the_sweep_keeps_every_committed_snapshot(tmp_path: Path) -> None:
     assert Workspace(home).sweep() == []
     assert [s.ref for s in Workspace(home).list_snapshots()] == refs
     assert all(s.dataset().to_table().num_rows == 3 for s in Workspace(home).list_snapshots())
+
+
+def test_only_an_interrupted_commit_is_removed_never_a_folder_made_by_hand(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    source = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": [1, 2, 3]}), source)
+    committed = aiforge.dump(str(source), name="t", workspace=home)
+    by_hand = home / "snapshots" / "t" / "v7"  # restored from a backup, say: not aiforge's to delete
+    by_hand.mkdir()
+    interrupted = home / "snapshots" / "u" / "v1"  # what a process killed between rename and catalog row leaves
+    interrupted.mkdir(parents=True)
+    (interrupted / ".commit-999999999").touch()
+    (committed.path / ".commit-999999999").touch()  # killed after its commit, before tidying the marker
+    assert Workspace(home).sweep() == [interrupted]
+    assert by_hand.is_dir() and not interrupted.exists()
+    assert not (committed.path / ".commit-999999999").exists()
+    assert [s.ref for s in Workspace(home).list_snapshots()] == ["t@v1"]

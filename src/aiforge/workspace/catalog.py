@@ -218,8 +218,9 @@ class Workspace:
     def sweep(self) -> list[Path]:
         """Remove what dead processes left behind; return what was removed.
 
-        That is staging folders whose process is gone, and snapshot folders that a process moved into place but
-        died before their catalog row was committed (no reader ever saw them).
+        That is staging folders whose process is gone, and snapshot folders whose commit was interrupted: moved
+        into place but killed before their catalog row was committed, so no reader ever saw them. A folder in
+        ``snapshots/`` that aiforge did not leave half-committed (made or restored by hand) is never touched.
         """
         removed: list[Path] = []
         if self.tmp_dir.is_dir():
@@ -230,24 +231,26 @@ class Workspace:
                     continue
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
-        return removed + self._sweep_uncommitted()
+        return removed + self._sweep_interrupted_commits()
 
-    def _sweep_uncommitted(self) -> list[Path]:
-        if not self.snapshots_dir.is_dir():
+    def _sweep_interrupted_commits(self) -> list[Path]:
+        markers = list(self.snapshots_dir.glob(f"*/v*/{_COMMIT_MARKER}*")) if self.snapshots_dir.is_dir() else []
+        if not markers:
             return []
-        # A commit renames its folder and inserts its row in one write transaction, so while this holds the write
-        # lock no commit is half-way: a version folder without a row was left by a process that died in between.
+        removed: list[Path] = []
+        # A commit renames its folder and inserts its row in one write transaction: while this holds the write
+        # lock no commit is half-way, so a marked folder without a row was left by a process that died in between.
         with self._catalog(write=True) as conn:
             known = {row[0] for row in conn.execute("SELECT path FROM snapshots")}
-            orphans = [
-                folder
-                for folder in self.snapshots_dir.glob("*/v*")
-                if folder.is_dir() and _version_of(folder) is not None
-                and str(folder.relative_to(self.home)) not in known
-            ]
-            for folder in orphans:
-                shutil.rmtree(folder, ignore_errors=True)
-        return orphans
+            for marker in markers:
+                folder = marker.parent
+                pid = marker.name[len(_COMMIT_MARKER):]
+                if str(folder.relative_to(self.home)) in known:
+                    marker.unlink(missing_ok=True)  # committed; its process died before tidying up
+                elif not (pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(folder)
+        return removed
 
     # -- snapshots -----------------------------------------------------------------------------------------------
 
@@ -255,8 +258,11 @@ class Workspace:
         """Give the staged folder the next version of ``name`` and make it visible, atomically.
 
         ``manifest`` is completed with ``name`` and ``version`` and written to ``manifest.json`` before the rename.
+        The folder carries a ``.commit-PID`` marker from before the rename until its catalog row is committed, so
+        a process killed in between leaves a folder that :meth:`sweep` knows to remove, and only such a folder.
         """
         check_name(name)
+        marker = f"{_COMMIT_MARKER}{os.getpid()}"
         with self._catalog(write=True) as conn:
             row = conn.execute("SELECT MAX(version) FROM snapshots WHERE name = ?", (name,)).fetchone()
             on_disk = [_version_of(p) for p in (self.snapshots_dir / name).glob("v*")]
@@ -265,6 +271,7 @@ class Workspace:
             final = self.snapshots_dir / name / f"v{version}"
             try:
                 _write_json(staged / "manifest.json", manifest)
+                (staged / marker).touch()
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(staged, final)
             except OSError as exc:
@@ -285,6 +292,7 @@ class Workspace:
             except BaseException:
                 shutil.rmtree(final, ignore_errors=True)
                 raise
+        (final / marker).unlink(missing_ok=True)  # committed: a marker left by a kill here is only tidied by sweep
         return Snapshot(name, version, final, manifest)
 
     def list_snapshots(self, name: str | None = None) -> list[Snapshot]:
@@ -356,6 +364,9 @@ class Workspace:
         for report in reports:
             report["missing"] = not any(os.path.exists(report[key]) for key in ("html", "json") if report[key])
         return reports
+
+
+_COMMIT_MARKER = ".commit-"
 
 
 def _version_of(path: Path) -> int | None:
