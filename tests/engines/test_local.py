@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -10,7 +11,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from aiforge.engines.columns import check_unique_names, interval_to_iso
 from aiforge.engines.local import open_stream
 from aiforge.engines.sources import parse_source
 from aiforge.errors import InvalidInput, QueryError, SourceError
@@ -107,3 +111,76 @@ def test_query_error_is_one_line_with_the_query(tmp_path: Path) -> None:
         _read(str(tmp_path / "t.parquet"), "SELEC a FROM source")
     assert info.value.message == 'Parser Error: syntax error at or near "SELEC"'
     assert str(info.value) == 'Parser Error: syntax error at or near "SELEC"\n  query: SELEC a FROM source'
+
+
+# -- issue 11 ------------------------------------------------------------------------------------------------
+
+
+def _reference_iso(months: int, days: int, nanos: int) -> str:
+    """PostgreSQL's ISO 8601 interval style, written the slow and obvious way (each field keeps its sign)."""
+    years, months = int(months / 12), months - int(months / 12) * 12
+    hours, rest = int(nanos / 3_600_000_000_000), nanos - int(nanos / 3_600_000_000_000) * 3_600_000_000_000
+    minutes, rest = int(rest / 60_000_000_000), rest - int(rest / 60_000_000_000) * 60_000_000_000
+    date = "".join(f"{v}{u}" for v, u in ((years, "Y"), (months, "M"), (days, "D")) if v)
+    seconds = ""
+    if rest:
+        whole, frac = divmod(abs(rest), 1_000_000_000)
+        seconds = ("-" if rest < 0 else "") + str(whole) + (f".{frac:09d}".rstrip("0") if frac else "") + "S"
+    time = "".join(f"{v}{u}" for v, u in ((hours, "H"), (minutes, "M")) if v) + seconds
+    if not date and not time:
+        return "PT0S"
+    return "P" + date + ("T" + time if time else "")
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.tuples(
+                st.integers(-(2**31), 2**31 - 1),
+                st.integers(-(2**31), 2**31 - 1),
+                st.integers(-(2**63) + 1, 2**63 - 1),
+            ),
+        ),
+        max_size=30,
+    ),
+    st.integers(0, 3),
+)
+def test_interval_text_equals_its_definition(values: list, offset: int) -> None:
+    array = pa.array([None] * offset + values, pa.month_day_nano_interval()).slice(offset)
+    expected = [None if v is None else _reference_iso(*v) for v in values]
+    assert interval_to_iso(array).to_pylist() == expected
+
+
+def test_interval_columns_from_duckdb_become_iso_8601(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"k": [1]}), tmp_path / "t.parquet")
+    query = "SELECT INTERVAL '1 year 2 months 3 days 04:05:06.789' AS i, INTERVAL '-90 minutes' AS j FROM source"
+    table, _ = _read(str(tmp_path / "t.parquet"), query)
+    assert table.to_pydict() == {"i": ["P1Y2M3DT4H5M6.789S"], "j": ["PT-1H-30M"]}
+
+
+def test_types_parquet_cannot_store_are_refused_naming_the_column(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"k": [1]}), tmp_path / "t.parquet")
+    with pytest.raises(
+        QueryError,
+        match=r"^cannot store column 'u': it has Arrow type sparse_union<num: int32=0>, which Parquet cannot "
+        r"store; convert it in the query, for example CAST\(u AS VARCHAR\)\n",
+    ):
+        _read(str(tmp_path / "t.parquet"), "SELECT union_value(num := 2) AS u, k FROM source")
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["a", "b"], None),
+        (["a", "a"], "'a' (columns 1, 2)"),
+        (["x", "Ab", "y", "aB", "AB"], "'Ab', 'aB', 'AB' (columns 2, 4, 5)"),
+        (["é", "É"], "'é', 'É' (columns 1, 2)"),
+    ],
+)
+def test_unique_column_names(names: list[str], message: str | None) -> None:
+    if message is None:
+        check_unique_names(names, "SELECT ...")
+        return
+    with pytest.raises(QueryError, match=r"^the query's result has duplicate column names: " + re.escape(message)):
+        check_unique_names(names, "SELECT ...")

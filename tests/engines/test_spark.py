@@ -127,3 +127,41 @@ def test_spark_corrupt_file(spark, workspace, tmp_path: Path) -> None:
 def test_spark_catalog_needs_a_query(workspace) -> None:
     with pytest.raises(InvalidInput, match=r"^a query is required to dump from spark"):
         dump("spark", name="x", engine="spark", workspace=workspace)
+
+
+# -- issue 11: the same refusals and the same CSV reading as the local engine --------------------------------
+
+
+def test_spark_refuses_duplicate_columns_like_local(spark, workspace, events) -> None:
+    query = "SELECT id AS a, kind AS A FROM source"
+    with pytest.raises(QueryError) as local:
+        dump(events, query=query, name="x", workspace=workspace)
+    with pytest.raises(QueryError) as remote:
+        dump(events, query=query, name="x", engine="spark", workspace=workspace)
+    assert str(remote.value) == str(local.value)
+    assert remote.value.message.startswith("the query's result has duplicate column names: 'a', 'A' (columns 1, 2).")
+    _nothing_written(workspace)
+
+
+def test_spark_ragged_csv_is_the_same_error(spark, workspace, tmp_path: Path) -> None:
+    path = tmp_path / "rag.csv"
+    path.write_text("a,b\n1,2\n3,4\n5\n")
+    with pytest.raises(SourceError) as local:
+        dump(path, name="x", workspace=workspace)
+    with pytest.raises(SourceError) as remote:
+        dump(path, name="x", engine="spark", workspace=workspace)
+    assert str(remote.value) == str(local.value)
+    assert str(remote.value).startswith(f"CSV file {path}, line 4: expected 2 fields like the header, found 1")
+    _nothing_written(workspace)
+
+
+@pytest.mark.parametrize("mode", ["pad", "skip"])
+def test_spark_reads_ragged_csv_like_local(spark, workspace, tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "rag.tsv"
+    path.write_text("a\tb\tc\n1\t2\tx\n3\t4\ty\tz\n5\n6\t7\n")
+    query = "SELECT * FROM source ORDER BY a"
+    local = dump(path, query=query, name="l", ragged_csv=mode, workspace=workspace)
+    remote = dump(path, query=query, name="s", engine="spark", ragged_csv=mode, workspace=workspace)
+    # the same rows; Spark infers INT where DuckDB infers BIGINT, as for any CSV file
+    assert remote.to_arrow().to_pylist() == local.to_arrow().to_pylist()
+    assert local.to_arrow().column("a").to_pylist() == ([1, 3, 5, 6] if mode == "pad" else [1])

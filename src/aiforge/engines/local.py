@@ -11,46 +11,31 @@ files       an in-memory DuckDB where the Parquet/CSV files are the view ``sourc
 ==========  ===========================================================================
 
 Memory stays bounded by the batch size: batches are produced lazily and the caller writes each one out before
-asking for the next. Driver errors are translated into :class:`~aiforge.errors.SourceError` (cannot reach or
-read the source) or :class:`~aiforge.errors.QueryError` (the source rejected the query), with the password
-scrubbed.
+asking for the next. Before the first row, :func:`aiforge.engines.columns.plan_columns` decides how each column is
+stored and refuses duplicate names and types a snapshot cannot hold. Driver errors are translated into
+:class:`~aiforge.errors.SourceError` (cannot reach or read the source) or :class:`~aiforge.errors.QueryError` (the
+source rejected the query), with the password scrubbed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
-import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import pyarrow as pa
-
+from aiforge.engines._duckdb import connect_duckdb, sql_string
+from aiforge.engines._mysql import connectorx_module, open_mysql
+from aiforge.engines._stream import CONNECT_TIMEOUT_S, BatchStream, database_errors, message, stream, unreachable
+from aiforge.engines.columns import plan_columns, postgres_rules, unnamed_oids
+from aiforge.engines.csv_reader import Ragged, check_ragged, register_csv
 from aiforge.engines.sources import Source
 from aiforge.errors import InvalidInput, QueryError, SourceError
 
-__all__ = ["BatchStream", "connect_duckdb", "open_stream"]
+__all__ = ["BatchStream", "connect_duckdb", "connectorx_module", "open_stream"]
 
 DEFAULT_BATCH_ROWS = 65_536
-_CONNECT_TIMEOUT_S = 5.0
-# how drivers word a connection that died while the result was streaming (as opposed to an error in the query)
-_LOST = re.compile(
-    r"terminating connection|server closed the connection|connection (?:to (?:the )?server )?(?:was )?lost"
-    r"|no connection to the server|could not (?:receive|send) data|broken pipe|connection reset|reset by peer"
-    r"|Lost connection to (?:MySQL )?server|server has gone away",
-    re.I,
-)
-
-
-@dataclass
-class BatchStream:
-    """The result of a query: its Arrow schema and an iterator over its record batches (consumed once)."""
-
-    schema: pa.Schema
-    batches: Iterator[pa.RecordBatch]
 
 
 def open_stream(
@@ -59,6 +44,7 @@ def open_stream(
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     temp_dir: str | os.PathLike[str] | None = None,
+    ragged_csv: Ragged = "error",
 ) -> contextlib.AbstractContextManager[BatchStream]:
     """Run ``query`` against ``source`` and stream its result; the connection closes when the block ends.
 
@@ -73,6 +59,9 @@ def open_stream(
         Rows per record batch where the driver lets us choose (DuckDB, ConnectorX).
     temp_dir : path, optional
         Where DuckDB may spill when a query (a sort, a join) does not fit in memory.
+    ragged_csv : {'error', 'pad', 'skip'}, default 'error'
+        For CSV files, what to do with a line whose field count differs from the header (see
+        :mod:`aiforge.engines.csv_reader`).
 
     Returns
     -------
@@ -83,13 +72,15 @@ def open_stream(
     InvalidInput
         No query for a database, or a ``spark`` source.
     SourceError
-        The source cannot be reached or read.
+        The source cannot be reached or read, or a CSV line does not match its header (after the last batch).
     QueryError
-        The source rejected the query (raised on open, or while iterating for errors found mid-stream).
+        The source rejected the query (raised on open, or while iterating for errors found mid-stream); or the
+        result has duplicate column names or a column type a snapshot cannot store (raised on open).
 
     Examples
     --------
     >>> import os, tempfile
+    >>> import pyarrow as pa
     >>> import pyarrow.parquet as pq
     >>> from aiforge.engines.sources import parse_source
     >>> path = os.path.join(tempfile.mkdtemp(), "t.parquet")
@@ -107,86 +98,19 @@ def open_stream(
                 "--query 'SELECT * FROM my_table'"
             )
         query = "SELECT * FROM source"
+    check_ragged(ragged_csv, source.format, source.redacted)
+    if source.kind == "files":
+        return _files(source, query, batch_rows, temp_dir, ragged_csv)
     opener: Callable[[Source, str, int, Any], contextlib.AbstractContextManager[BatchStream]] = {
         "postgresql": _postgresql,
-        "mysql": _mysql,
+        "mysql": open_mysql,
         "sqlite": _sqlite,
         "duckdb": _duckdb_file,
-        "files": _files,
     }[source.kind]
     return opener(source, query, batch_rows, temp_dir)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
-
-
-def _database_errors(source: Source, query: str) -> Callable[[BaseException], Exception]:
-    """How a database driver's error mid-stream maps to ours: a lost connection, or the query's own error."""
-
-    def classify(exc: BaseException) -> Exception:
-        message = _message(source, exc)
-        if _LOST.search(message):
-            return SourceError(f"lost the connection to {source.redacted} while reading: {message}")
-        return QueryError(message, query)
-
-    return classify
-
-
-def _stream(reader: pa.RecordBatchReader, classify: Callable[[BaseException], Exception]) -> BatchStream:
-    """Wrap ``reader`` for the writer.
-
-    Driver errors raised mid-stream become aiforge errors, and extension types (PostgreSQL's NUMERIC arrives as
-    an opaque extension over strings) become their plain storage type, which any Parquet reader understands.
-    """
-    schema = reader.schema
-    unwrap = any(isinstance(f.type, pa.BaseExtensionType) for f in schema)
-    plain = pa.schema(
-        [f.with_type(f.type.storage_type) if isinstance(f.type, pa.BaseExtensionType) else f for f in schema],
-        metadata=schema.metadata,
-    )
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            except Exception as exc:
-                raise classify(exc) from exc
-            if unwrap:
-                columns = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in batch.columns]
-                batch = pa.RecordBatch.from_arrays(columns, schema=plain)
-            yield batch
-
-    return BatchStream(plain, batches())
-
-
-def _message(source: Source, exc: BaseException) -> str:
-    """The driver's message on one line, without the password, the echoed query or a caret diagram."""
-    text = source.scrub(str(exc)).strip()
-    text = re.split(r"\n\s*(?:Query was:|query:)", text, maxsplit=1)[0]  # we print the query ourselves
-    lines = [line.strip() for line in text.splitlines()]
-    lines = [line for line in lines if line and not re.match(r"^(LINE \d+:|\^+$)", line)]
-    return " ".join(lines) or type(exc).__name__
-
-
-def _unreachable(source: Source, exc: BaseException | str) -> SourceError:
-    detail = exc if isinstance(exc, str) else _message(source, exc)
-    return SourceError(
-        f"cannot connect to {source.redacted}: {detail}; check that the server runs and that the host, port, "
-        "database, user and password are right"
-    )
-
-
-def _probe(source: Source, default_port: int) -> None:
-    """Fail fast with a clear message when nothing listens (some drivers retry for tens of seconds)."""
-    parts = urlsplit(source.url)
-    host, port = parts.hostname or "localhost", parts.port or default_port
-    try:
-        with socket.create_connection((host, port), timeout=_CONNECT_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        raise _unreachable(source, f"{host}:{port}: {exc.strerror or exc}") from exc
 
 
 # -- PostgreSQL and SQLite through ADBC ----------------------------------------------------------------------
@@ -196,12 +120,13 @@ def _probe(source: Source, default_port: int) -> None:
 def _adbc(source: Source, query: str, connect: Callable[[], Any]) -> Iterator[BatchStream]:
     import adbc_driver_manager
 
-    classify = _database_errors(source, query)
+    classify = database_errors(source, query)
+    postgres = source.kind == "postgresql"
 
     try:
         conn = connect()
     except adbc_driver_manager.Error as exc:
-        raise _unreachable(source, exc) from exc
+        raise unreachable(source, exc) from exc
     try:
         cursor = conn.cursor()
         try:
@@ -209,10 +134,33 @@ def _adbc(source: Source, query: str, connect: Callable[[], Any]) -> Iterator[Ba
             reader = cursor.fetch_record_batch()
         except adbc_driver_manager.Error as exc:
             raise classify(exc) from exc
-        yield _stream(reader, classify)
+        if postgres:
+            names = _postgres_type_names(connect, unnamed_oids(reader.schema))
+            plan = plan_columns(reader.schema, query, hint=lambda n: f"{n}::text", extra=postgres_rules(names))
+        else:
+            plan = plan_columns(reader.schema, query, hint=lambda n: f"CAST({n} AS TEXT)")
+        yield stream(reader, classify, plan)
     finally:
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def _postgres_type_names(connect: Callable[[], Any], oids: list[int]) -> dict[int, str]:
+    """Names of types the driver could not name (it reads only built-in ones), on a second connection: the
+    first one is busy streaming. Only asked when a result has such a column, to name it in the error."""
+    if not oids:
+        return {}
+    try:
+        conn = connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT oid::int8, format_type(oid, NULL) FROM pg_type WHERE oid = ANY($1::oid[])",
+                           parameters=(oids,))  # fmt: skip
+            return {int(oid): str(name) for oid, name in cursor.fetchall()}
+        finally:
+            conn.close()
+    except Exception:  # only the error message loses the name; the error itself is still raised
+        return {}
 
 
 def _postgresql(
@@ -222,7 +170,7 @@ def _postgresql(
 
     url = "postgresql://" + source.url.split("://", 1)[1]  # libpq also takes postgres://; be explicit
     if "connect_timeout=" not in url:  # libpq waits forever on a host that drops packets
-        url += ("&" if "?" in url else "?") + f"connect_timeout={int(_CONNECT_TIMEOUT_S * 2)}"
+        url += ("&" if "?" in url else "?") + f"connect_timeout={int(CONNECT_TIMEOUT_S * 2)}"
     return _adbc(source, query, lambda: adbc_driver_postgresql.dbapi.connect(url))
 
 
@@ -244,86 +192,32 @@ def _sqlite(
 # -- MySQL through ConnectorX --------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _mysql(source: Source, query: str, batch_rows: int, temp_dir: Any) -> Iterator[BatchStream]:
-    import connectorx
-
-    _probe(source, 3306)
-    try:
-        reader = connectorx.read_sql(source.url, query, return_type="arrow_stream", batch_size=batch_rows)
-    except Exception as exc:  # ConnectorX raises RuntimeError for everything; tell the two cases apart
-        message = _message(source, exc)
-        if "waiting for connection" in message or "Access denied" in message:
-            raise _unreachable(source, exc) from exc
-        raise QueryError(re.sub(r"^MySqlError \{ (.*) \}$", r"\1", message), query) from exc
-
-    classify = _database_errors(source, query)
-
-    try:
-        yield _stream(reader, classify)
-    finally:
-        with contextlib.suppress(Exception):
-            reader.close()
-
-
 # -- DuckDB files and Parquet/CSV through DuckDB -------------------------------------------------------------
 
 
-def _duckdb_stream(source: Source, con: Any, query: str, batch_rows: int) -> BatchStream:
+def _duckdb_stream(
+    source: Source, con: Any, query: str, batch_rows: int, finish: Callable[[], None] | None = None
+) -> BatchStream:
     import duckdb
 
     def classify(exc: BaseException) -> Exception:
         if isinstance(exc, duckdb.IOException):
-            return SourceError(f"cannot read {source.redacted}: {_message(source, exc)}")
-        return QueryError(_message(source, exc), query)
+            return SourceError(f"cannot read {source.redacted}: {message(source, exc)}")
+        return QueryError(message(source, exc), query)
 
     try:
         reader = con.sql(query).to_arrow_reader(batch_rows)
     except duckdb.Error as exc:
         raise classify(exc) from exc
-    return _stream(reader, classify)
-
-
-def connect_duckdb(
-    path: str = ":memory:", *, read_only: bool = False, memory_limit: str | None = None, temp_dir: Any = None
-) -> Any:
-    """A DuckDB connection set up the way every part of aiforge needs it: the one place that calls duckdb.connect.
-
-    Parquet statistics do not record NaN, and DuckDB 2.0 folds ``isnan(x)`` (and filters on it) to false from
-    them, silently losing rows; with ``filter_pushdown`` and ``statistics_propagation`` off it reads the values.
-    Row-group skipping on selective filters is the price.
-
-    Parameters
-    ----------
-    path : str, default ':memory:'
-        A DuckDB database file, or in-memory.
-    read_only : bool, default False
-    memory_limit : str, optional
-        DuckDB's ``memory_limit`` (for example ``'512MB'``); beyond it DuckDB spills to ``temp_dir``.
-    temp_dir : path, optional
-        Where DuckDB spills.
-
-    Examples
-    --------
-    >>> connect_duckdb().execute("SELECT isnan('nan'::DOUBLE)").fetchone()
-    (True,)
-    """
-    import duckdb
-
-    con = duckdb.connect(path, read_only=read_only)
-    con.execute("SET disabled_optimizers = 'filter_pushdown,statistics_propagation'")
-    if memory_limit is not None:
-        con.execute(f"SET memory_limit = '{_sql_string(memory_limit)}'")
-    if temp_dir is not None:
-        con.execute(f"SET temp_directory = '{_sql_string(str(temp_dir))}'")
-    return con
+    plan = plan_columns(reader.schema, query, hint=lambda n: f"CAST({n} AS VARCHAR)")
+    return stream(reader, classify, plan, finish)
 
 
 def _configure(con: Any, temp_dir: Any) -> None:
     con.execute("SET threads = 2")
     con.execute("SET memory_limit = '512MB'")
     if temp_dir is not None:
-        con.execute(f"SET temp_directory = '{_sql_string(str(temp_dir))}'")
+        con.execute(f"SET temp_directory = '{sql_string(str(temp_dir))}'")
 
 
 @contextlib.contextmanager
@@ -339,7 +233,7 @@ def _duckdb_file(source: Source, query: str, batch_rows: int, temp_dir: Any) -> 
     try:
         con = connect_duckdb(path, read_only=True)
     except duckdb.Error as exc:
-        raise SourceError(f"cannot open DuckDB database {path}: {_message(source, exc)}") from exc
+        raise SourceError(f"cannot open DuckDB database {path}: {message(source, exc)}") from exc
     try:
         _configure(con, temp_dir)
         yield _duckdb_stream(source, con, query, batch_rows)
@@ -348,25 +242,24 @@ def _duckdb_file(source: Source, query: str, batch_rows: int, temp_dir: Any) -> 
 
 
 @contextlib.contextmanager
-def _files(source: Source, query: str, batch_rows: int, temp_dir: Any) -> Iterator[BatchStream]:
+def _files(source: Source, query: str, batch_rows: int, temp_dir: Any, ragged: Ragged) -> Iterator[BatchStream]:
     import duckdb
 
     con = connect_duckdb()
     try:
         _configure(con, temp_dir)
-        files = ", ".join(f"'{_sql_string(p)}'" for p in source.paths)
-        reader = "read_parquet" if source.format == "parquet" else "read_csv"
+        files = ", ".join(f"'{sql_string(p)}'" for p in source.paths)
+        finish = None
         try:  # binding the view reads every file's header, so a bad file fails here, not mid-dump
-            con.execute(f"CREATE VIEW source AS SELECT * FROM {reader}([{files}])")
+            if source.format == "csv":
+                finish = register_csv(con, source.paths, ragged=ragged, label=source.redacted)
+            else:
+                con.execute(f"CREATE VIEW source AS SELECT * FROM read_parquet([{files}])")
         except duckdb.Error as exc:
             raise SourceError(
-                f"cannot read {source.format} file(s) {source.redacted}: {_message(source, exc)}; "
+                f"cannot read {source.format} file(s) {source.redacted}: {message(source, exc)}; "
                 "check that the files are readable and really are " + str(source.format)
             ) from exc
-        yield _duckdb_stream(source, con, query, batch_rows)
+        yield _duckdb_stream(source, con, query, batch_rows, finish)
     finally:
         con.close()
-
-
-def _sql_string(text: str) -> str:
-    return text.replace("'", "''")

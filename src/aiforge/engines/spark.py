@@ -25,6 +25,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from aiforge.engines.columns import check_unique_names
+from aiforge.engines.csv_reader import Ragged, check_ragged, read_csv, spark_options
 from aiforge.engines.sources import Source
 from aiforge.errors import InvalidInput, QueryError, SourceError, WorkspaceError
 
@@ -112,6 +114,7 @@ def write_parquet(
     master: str | None = None,
     sample: tuple[float, int] | None = None,
     home: Path | None = None,
+    ragged_csv: Ragged = "error",
 ) -> None:
     """Run ``query`` with Spark and write its result as ``data_dir/part-00000.parquet``, ``part-00001...``.
 
@@ -130,6 +133,11 @@ def write_parquet(
         Bernoulli sample with ``DataFrame.sample``.
     home : Path, optional
         The workspace folder (for the warehouse, see :func:`warehouse_dir`).
+    ragged_csv : {'error', 'pad', 'skip'}, default 'error'
+        For CSV files, what to do with a line whose field count differs from the header: Spark's ``FAILFAST``
+        (the failure is then located with DuckDB, to name the file and line as the local engine does),
+        ``PERMISSIVE`` or ``DROPMALFORMED``. The delimiter and quoting are the ones DuckDB's sniffer finds, so
+        both engines read a file alike (see :mod:`aiforge.engines.csv_reader`).
 
     Raises
     ------
@@ -149,6 +157,7 @@ def write_parquet(
         raise InvalidInput(
             "a query is required to dump from the Spark catalog; pass --query 'SELECT ... FROM table'"
         )
+    check_ragged(ragged_csv, source.format, source.redacted)
     from pyspark.errors import AnalysisException, PySparkException
 
     spark = get_session(master, home=home)
@@ -158,7 +167,7 @@ def write_parquet(
             if source.format == "parquet":
                 frame = spark.read.parquet(*source.paths)
             else:
-                frame = spark.read.csv(list(source.paths), header=True, inferSchema=True)
+                frame = spark.read.csv(list(source.paths), **spark_options(source.paths, ragged_csv))
             frame.createOrReplaceTempView("source")
         except Exception as exc:
             raise SourceError(
@@ -173,6 +182,7 @@ def write_parquet(
         raise QueryError(first_line(exc), query) from exc
     except PySparkException as exc:
         raise QueryError(first_line(exc), query) from exc
+    check_unique_names(frame.columns, query)  # Spark refuses them too, but only when it writes, and less clearly
     out = data_dir.parent / "spark-out"
     try:
         frame.write.mode("error").parquet(str(out), compression="zstd")
@@ -182,11 +192,24 @@ def write_parquet(
             raise WorkspaceError(f"cannot write the snapshot files in {out.parent}: {message}") from exc
         if isinstance(exc, AnalysisException):
             raise QueryError(message, query) from exc
+        located = _malformed_line(source) if source.format == "csv" and "MALFORMED_RECORD" in str(exc) else None
+        if located is not None:
+            raise located from exc
         raise SourceError(f"Spark failed while running the dump of {source.redacted}: {message}") from exc
     finally:
         if source.kind == "files":
             spark.catalog.dropTempView("source")
     _collect_parts(out, data_dir)
+
+
+def _malformed_line(source: Source) -> SourceError | None:
+    """Spark's FAILFAST names neither the file nor the line of a ragged CSV record: find it as the local engine
+    does, for the same error. None if DuckDB finds nothing wrong (then Spark's own error is raised)."""
+    try:
+        read_csv(source.paths, ragged="error")
+    except SourceError as exc:
+        return exc
+    return None
 
 
 def _collect_parts(out: Path, data_dir: Path) -> None:
