@@ -105,3 +105,97 @@ def expected() -> pa.Table:
 def nothing_written():
     """The check that a failed dump left the workspace untouched."""
     return assert_nothing_written
+
+
+#: PostgreSQL columns of every type the issue names, with one row of values and a row of NULLs
+PG_TYPES = {
+    "n": ("numeric(10,2)", "12.34"),
+    "nn": ("numeric", "1e30"),
+    "m": ("money", "12.5"),
+    "u": ("uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+    "j": ("json", '{"a":1}'),
+    "jb": ("jsonb", '{"b":[1,2]}'),
+    "ai": ("int[]", "{1,2,NULL}"),
+    "at": ("text[]", '{"x","y z"}'),
+    "a2": ("int[][]", "{{1,2},{3,4}}"),
+    "i": ("inet", "192.168.0.1/24"),
+    "i6": ("inet", "2001:db8::1"),
+    "c": ("cidr", "10.0.0.0/8"),
+    "mac": ("macaddr", "08:00:2b:01:02:03"),
+    "by": ("bytea", "\\xdeadbeef"),
+    "tm": ("time", "12:34:56.789"),
+    "tz": ("timetz", "12:34:56+05:30"),
+    "iv": ("interval", "1 year 2 mons 3 days 04:05:06.789"),
+    "ivn": ("interval", "-1 year -2 mons +3 days -04:05:06.5"),
+    "e": ("{schema}.mood", "ok"),
+    "bt": ("bit(4)", "1010"),
+    "vb": ("varbit", "101"),
+    "xm": ("xml", "<a>1</a>"),
+    "pt": ("point", "(1,2)"),
+    "ln": ("line", "{1,-1,0}"),
+    "ls": ("lseg", "[(0,0),(1,1)]"),
+    "bx": ("box", "((0,0),(1,1))"),
+    "pa": ("path", "[(0,0),(1,1),(2,0)]"),
+    "pg": ("polygon", "((0,0),(1,1),(1,0))"),
+    "ci": ("circle", "<(0,0),1>"),
+    "r": ("int4range", "[1,5)"),
+    "tsv": ("tsvector", "a fat cat"),
+}
+
+
+@pytest.fixture
+def pg_types_table() -> Iterator[str]:
+    """A PostgreSQL table with one column per type of :data:`PG_TYPES`: a row of values, then a row of NULLs."""
+    psycopg = pytest.importorskip("psycopg")
+    schema = f"aiforge_types_{uuid.uuid4().hex[:10]}"
+    columns = ", ".join(f"{name} {kind.format(schema=schema)}" for name, (kind, _) in PG_TYPES.items())
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TYPE {schema}.mood AS ENUM ('sad', 'ok', 'happy')")
+        conn.execute(f"CREATE TABLE {schema}.t (k int, {columns})")
+        values = [value for _, value in PG_TYPES.values()]
+        conn.execute(f"INSERT INTO {schema}.t VALUES (1, {', '.join(['%s'] * len(values))})", values)
+        conn.execute(f"INSERT INTO {schema}.t (k) VALUES (2)")
+        try:
+            yield f"{schema}.t"
+        finally:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+#: MySQL/MariaDB columns of every type the issue names, with one row of values (SQL literals) and a row of NULLs
+MYSQL_TYPES = {
+    "de": ("DECIMAL(10,2)", "12.34"),
+    "dwide": ("DECIMAL(30,2)", "1.5"),
+    "dbig": ("DECIMAL(40,5)", "123456789012345678901234567890.12345"),
+    "dscale": ("DECIMAL(20,15)", "1.123456789012345"),
+    "yr": ("YEAR", "2024"),
+    "tm": ("TIME(3)", "'12:34:56.789'"),
+    "tlong": ("TIME", "'-838:59:59'"),
+    "bt": ("BIT(4)", "b'1010'"),
+    "en": ("ENUM('a','b')", "'b'"),
+    "st": ("SET('x','y')", "'x,y'"),
+    "js": ("JSON", "'{\"a\": 1}'"),
+    "bl": ("BLOB", "x'DEADBEEF'"),
+    "g": ("GEOMETRY", "ST_GeomFromText('POINT(1 2)')"),
+}
+
+
+@pytest.fixture
+def mysql_types_table() -> Iterator[str]:
+    """A MariaDB table with one column per type of :data:`MYSQL_TYPES`: a row of values, then a row of NULLs."""
+    pymysql = pytest.importorskip("pymysql")
+    name = f"aiforge_types_{uuid.uuid4().hex[:10]}"
+    columns = ", ".join(f"{column} {kind} NULL" for column, (kind, _) in MYSQL_TYPES.items())
+    conn = pymysql.connect(
+        host="127.0.0.1", port=3306, user="root", password="", database="test", autocommit=True
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE {name} (k INT, {columns})")
+            cur.execute(f"INSERT INTO {name} VALUES (1, {', '.join(v for _, v in MYSQL_TYPES.values())})")
+            cur.execute(f"INSERT INTO {name} (k) VALUES (2)")
+        yield name
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+        conn.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import logging
+import re
 import signal
 import sqlite3
 import subprocess
@@ -492,3 +494,167 @@ def test_queries_on_parquet_see_nan_values(workspace, tmp_path) -> None:
     counted = dump(str(tmp_path / "nan.parquet"), query="SELECT sum(isnan(x)::INT) AS n FROM source", name="n",
                    workspace=workspace)
     assert counted.to_arrow().column("n").to_pylist() == [1]
+
+
+# -- issue 11: what a snapshot cannot hold is refused before anything is written ----------------------------
+
+_DUPLICATE = (
+    r"^the query's result has duplicate column names: 'a' \(columns 1, 2\)\. A snapshot needs a different name "
+    r"for each column \(names that differ only in case count as the same\): give them aliases, for example "
+    r"SELECT \.\.\. AS a_1, \.\.\. AS a_2\n"
+)
+
+
+def _sqlite_db(tmp_path: Path) -> str:
+    db = tmp_path / "empty.db"
+    sqlite3.connect(db).close()
+    return f"sqlite:///{db}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("files", id="duckdb-files"),
+        pytest.param(PG_URL, id="postgres", marks=pytest.mark.postgres),
+        pytest.param(MYSQL_URL, id="mysql", marks=pytest.mark.mysql),
+    ],
+)
+def test_duplicate_column_names_are_refused(workspace, tmp_path, parquet_files, nothing_written, source) -> None:
+    source = {"sqlite": _sqlite_db(tmp_path), "files": str(parquet_files)}.get(source, source)
+    query = "SELECT 1 AS a, 2 AS a"
+    with pytest.raises(QueryError, match=_DUPLICATE) as info:
+        dump(source, query=query, name="dup", workspace=workspace)
+    assert info.value.query == query
+    nothing_written(workspace)
+
+
+def test_column_names_that_differ_only_in_case_are_refused(workspace, tmp_path, nothing_written) -> None:
+    # DuckDB and Spark, which read snapshots, would see 'A' as 'a' (DuckDB renames it A_1)
+    query = "SELECT 1 AS id, 2 AS a, 3 AS ID, 4 AS A, 5 AS a"
+    with pytest.raises(
+        QueryError,
+        match=r"^the query's result has duplicate column names: 'id', 'ID' \(columns 1, 3\); 'a', 'A' "
+        r"\(columns 2, 4, 5\)\. A snapshot needs",
+    ):
+        dump(_sqlite_db(tmp_path), query=query, name="dup", workspace=workspace)
+    nothing_written(workspace)
+
+
+def test_cli_duplicate_columns_is_one_error(workspace, tmp_path) -> None:
+    result = runner.invoke(app, ["dump", _sqlite_db(tmp_path), "-n", "dup", "-q", "SELECT 1 AS a, 2 AS a"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: the query's result has duplicate column names: 'a' (columns 1, 2).")
+    assert "Traceback" not in result.stderr
+    assert workspace.list_snapshots() == []
+
+
+# -- issue 11: a CSV whose rows do not match its header ------------------------------------------------------
+
+RAGGED = "a,b\n1,2\n3,4\n5\n"
+
+
+def _ragged(tmp_path: Path, text: str = RAGGED, name: str = "rag.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_ragged_csv_is_an_error_naming_file_and_line(workspace, tmp_path, nothing_written) -> None:
+    path = _ragged(tmp_path)
+    with pytest.raises(SourceError) as info:
+        dump(path, name="rag", workspace=workspace)
+    assert str(info.value) == (
+        f"CSV file {path}, line 4: expected 2 fields like the header, found 1 ('5'); 1 line in all does not "
+        "match the header. Fix the file, or read it leniently with --ragged-csv pad (missing fields become "
+        "NULL, extra ones are dropped) or --ragged-csv skip (those lines are left out)"
+    )
+    nothing_written(workspace)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "detail"),
+    [
+        # a bad line far beyond what the sniffer samples, too long rather than too short
+        ("a,b\n" + "1,2\n" * 30_000 + "5,6,7\n", 30_002, "expected 2 fields like the header, found 3 ('5,6,7')"),
+        # a tab-separated file with a short line
+        ("a\tb\n1\t2\n3\n", 3, "expected 2 fields like the header, found 1 ('3')"),
+    ],
+)
+def test_ragged_csv_anywhere_is_an_error(workspace, tmp_path, nothing_written, text, line, detail) -> None:
+    path = _ragged(tmp_path, text, "rag.tsv" if "\t" in text else "rag.csv")
+    with pytest.raises(SourceError, match=rf"^CSV file {path}, line {line}: {re.escape(detail)}; 1 line in all"):
+        dump(path, name="rag", workspace=workspace)
+    nothing_written(workspace)
+
+
+def test_ragged_csv_pad_and_skip(workspace, tmp_path, caplog) -> None:
+    path = _ragged(tmp_path, "a,b\n1,2\n3,4,9\n5\n")
+    padded = dump(path, name="pad", query="SELECT * FROM source", ragged_csv="pad", workspace=workspace)
+    assert padded.to_arrow().to_pylist() == [{"a": 1, "b": 2}, {"a": 3, "b": 4}, {"a": 5, "b": None}]
+    with caplog.at_level(logging.WARNING, logger="aiforge"):
+        skipped = dump(path, name="skip", ragged_csv="skip", workspace=workspace)
+    assert skipped.to_arrow().to_pylist() == [{"a": 1, "b": 2}]
+    assert f"skipped 2 lines of CSV file(s) {path} whose fields do not match the header (first: {path}, line 3)" in (
+        caplog.text
+    )
+
+
+def test_ragged_csv_option_needs_a_csv_source(workspace, parquet_files, nothing_written) -> None:
+    with pytest.raises(InvalidInput, match=r"^--ragged-csv pad applies to CSV files only; .* is parquet"):
+        dump(parquet_files, name="x", ragged_csv="pad", workspace=workspace)
+    with pytest.raises(InvalidInput, match=r"^ragged_csv must be 'error', 'pad' or 'skip'; got 'lenient'$"):
+        dump(parquet_files, name="x", ragged_csv="lenient", workspace=workspace)
+    nothing_written(workspace)
+
+
+def test_cli_ragged_csv(workspace, tmp_path) -> None:
+    path = _ragged(tmp_path)
+    result = runner.invoke(app, ["dump", str(path), "-n", "rag"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: CSV file {path}, line 4: expected 2 fields like the header, found 1")
+    result = runner.invoke(app, ["dump", str(path), "-n", "rag", "--ragged-csv", "pad", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 3
+    assert "--ragged-csv" in runner.invoke(app, ["dump", "--help"]).stdout
+
+
+# -- issue 11: a wrong MariaDB password ----------------------------------------------------------------------
+
+
+@pytest.mark.mysql
+def test_wrong_mysql_password_fails_fast_with_one_line(workspace) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "aiforge", "dump", "mysql://root:wrong-PW@127.0.0.1:3306/test", "-q", "SELECT 1",
+         "-n", "m"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    took = time.monotonic() - started
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr  # no driver log lines (r2d2 printed seven)
+    assert lines[0].startswith(
+        "Error: cannot connect to mysql://root@127.0.0.1:3306/test: Access denied for user 'root'@"
+    )
+    assert "wrong-PW" not in result.stderr
+    print(f"wrong password: failed in {took:.2f} s")  # measured, not asserted (it was 31 s)
+    assert workspace.list_snapshots() == []
+
+
+@pytest.mark.mysql
+def test_mysql_driver_logs_nothing_on_the_terminal() -> None:
+    # the driver's pool logs every failed attempt straight to the terminal; aiforge loads it with its log off.
+    # A failing connection is made in a thread and the process ends before the pool's 30 s of retries are over.
+    code = (
+        "import os, threading, time\n"
+        "from aiforge.engines.local import connectorx_module\n"
+        "cx = connectorx_module()\n"
+        "url = 'mysql://root:wrong-PW@127.0.0.1:3306/test'\n"
+        "threading.Thread(target=lambda: cx.read_sql(url, 'SELECT 1'), daemon=True).start()\n"
+        "time.sleep(3)\n"
+        "os._exit(0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (0, "")

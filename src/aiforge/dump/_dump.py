@@ -19,8 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aiforge._progress import progress as progress_bar
-from aiforge._validation import Interval, validate_params
+from aiforge._validation import Interval, Options, validate_params
 from aiforge.engines import Engine, LocalEngine, SparkEngine, resolve_engine
+from aiforge.engines.csv_reader import RAGGED, Ragged, check_ragged
 from aiforge.engines.sources import Source, parse_source
 from aiforge.errors import AiforgeError, EmptyResult, InvalidInput, WorkspaceError
 from aiforge.workspace import Snapshot, Workspace, check_name
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 _CONSTRAINTS: dict[str, list[Any]] = {
     "sample_fraction": [Interval(Real, 0, 1, closed="right"), None],
     "seed": [Interval(Integral, 0, None, closed="left")],
+    "ragged_csv": [Options(*RAGGED)],
 }
 
 
@@ -42,6 +44,7 @@ def dump(
     query: str | None = None,
     sample_fraction: float | None = None,
     seed: int = 0,
+    ragged_csv: Ragged = "error",
     engine: str | Engine = "local",
     master: str | None = None,
     workspace: Workspace | str | os.PathLike[str] | None = None,
@@ -69,6 +72,12 @@ def dump(
         different rows for the same seed.
     seed : int, default 0
         Seed of the sample (non-negative).
+    ragged_csv : {'error', 'pad', 'skip'}, default 'error'
+        CSV files only: what to do with a line whose number of fields differs from the header's. ``error``
+        names the file and line and writes nothing; ``pad`` fills missing fields with NULL and drops extra ones
+        (DuckDB's ``null_padding``, Spark's ``PERMISSIVE``); ``skip`` leaves such lines out and logs how many
+        (DuckDB's ``ignore_errors``, Spark's ``DROPMALFORMED``). Both engines read the file with the delimiter
+        and quoting DuckDB's sniffer finds on its good lines.
     engine : {'local', 'spark'} or Engine, default 'local'
         ``local``: Arrow-native drivers and DuckDB in this process. ``spark``: Spark SQL, Spark writes the
         files.
@@ -90,13 +99,17 @@ def dump(
     Raises
     ------
     InvalidInput
-        A bad name, fraction, seed, engine or option, or a missing query; raised before anything runs.
+        A bad name, fraction, seed, engine or option (``ragged_csv`` for a source that is not CSV), or a
+        missing query; raised before anything runs.
     UnknownSource
         An unsupported URL scheme, or a path or glob that matches no Parquet/CSV file.
     SourceError
-        The database cannot be reached, or a file cannot be read.
+        The database cannot be reached (a wrong password fails in seconds), a file cannot be read, or a CSV line
+        does not match its header (with ``ragged_csv="error"``).
     QueryError
-        The source rejected the query; carries the source's message and the query.
+        The source rejected the query; carries the source's message and the query. Also raised, before a row is
+        written, for a result with duplicate column names (ignoring case) or with a column of a type a snapshot
+        cannot store (the message names each column, its type and a cast that fixes it).
     EmptyResult
         The query (after sampling) returned no rows; nothing is written.
     WorkspaceError
@@ -113,18 +126,19 @@ def dump(
     started = time.perf_counter()
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     check_name(name)
-    sample = _check_sample(sample_fraction, seed)
+    sample = _check_sample(sample_fraction, seed, ragged_csv)
     runs_on = resolve_engine(engine, master)
     src = parse_source(source)
+    check_ragged(ragged_csv, src.format, src.redacted)
     query = query.strip() if isinstance(query, str) and query.strip() else None
     _check_engine(src, query, runs_on)
     log.info("dumping %s into snapshot %s with the %s engine", src.redacted, name, runs_on.name)
 
     with ws.staging("dump") as staged:
         if isinstance(runs_on, SparkEngine):
-            schema = _dump_spark(src, query, staged, sample, runs_on.master, ws.home)
+            schema = _dump_spark(src, query, staged, sample, runs_on.master, ws.home, ragged_csv)
         else:
-            schema = _dump_local(src, query, staged, sample, progress)
+            schema = _dump_local(src, query, staged, sample, progress, ragged_csv)
         data = data_manifest(staged, schema) if schema is not None else None
         if data is None or data["rows"] == 0:
             detail = f" after sampling {sample[0]:g} of the rows (seed {sample[1]})" if sample else ""
@@ -147,8 +161,8 @@ def dump(
     return snapshot
 
 
-def _check_sample(fraction: float | None, seed: int) -> tuple[float, int] | None:
-    validate_params({"sample_fraction": fraction, "seed": seed}, _CONSTRAINTS)
+def _check_sample(fraction: float | None, seed: int, ragged_csv: str) -> tuple[float, int] | None:
+    validate_params({"sample_fraction": fraction, "seed": seed, "ragged_csv": ragged_csv}, _CONSTRAINTS)
     return None if fraction is None else (float(fraction), int(seed))
 
 
@@ -168,11 +182,17 @@ def _check_engine(src: Source, query: str | None, engine: Engine) -> None:
 
 
 def _dump_local(
-    src: Source, query: str | None, staged: Path, sample: tuple[float, int] | None, show: bool
+    src: Source,
+    query: str | None,
+    staged: Path,
+    sample: tuple[float, int] | None,
+    show: bool,
+    ragged_csv: Ragged,
 ) -> pa.Schema | None:
     from aiforge.engines.local import open_stream
 
-    with open_stream(src, query, temp_dir=staged / "spill") as stream, prefetch(stream.batches) as ahead:
+    opened = open_stream(src, query, temp_dir=staged / "spill", ragged_csv=ragged_csv)
+    with opened as stream, prefetch(stream.batches) as ahead:
         writer = PartWriter(staged, stream.schema)
         batches = bernoulli_sample(ahead, *sample) if sample else ahead
         try:
@@ -190,7 +210,7 @@ def _dump_local(
         except BaseException:
             writer.abort()
             raise
-    return stream.schema if writer.rows else None
+    return _written_schema(staged) if writer.rows else None
 
 
 def _dump_spark(
@@ -200,15 +220,22 @@ def _dump_spark(
     sample: tuple[float, int] | None,
     master: str | None,
     home: Path,
+    ragged_csv: Ragged,
 ) -> pa.Schema | None:
     from aiforge.engines.spark import write_parquet
 
     try:
-        write_parquet(src, query, staged / "data", master=master, sample=sample, home=home)
+        write_parquet(src, query, staged / "data", master=master, sample=sample, home=home, ragged_csv=ragged_csv)
     except AiforgeError:
         raise
     except OSError as exc:
         raise _write_failed(staged, exc) from exc
+    return _written_schema(staged)
+
+
+def _written_schema(staged: Path) -> pa.Schema | None:
+    """The schema as the part files hold it, which is what the manifest states (Parquet names a list's values
+    ``element``, for one, where a driver may have said ``item``)."""
     parts = sorted((staged / "data").glob("part-*.parquet"))
     return pq.read_schema(parts[0]).remove_metadata() if parts else None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -32,6 +32,14 @@ class DumpSpec(StageSpec):
         float | None, Field(description="Keep this fraction of rows (0-1]."), Cli(min=0.0, max=1.0)
     ] = None
     seed: Annotated[int, Field(description="Seed for --sample-fraction.")] = 0
+    ragged_csv: Annotated[
+        Literal["error", "pad", "skip"],
+        Field(
+            description="CSV only: a line whose field count differs from the header is an error naming the file "
+            "and line (error); or missing fields become NULL and extra ones are dropped (pad); or the line is left "
+            "out (skip)."
+        ),
+    ] = "error"
     engine: Annotated[EngineChoice, Field(description="Where the query runs.")] = "local"
     master: SparkMaster = None
 
