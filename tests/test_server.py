@@ -52,7 +52,7 @@ FAILURES: dict[str, tuple[BaseException, int, str, str]] = {
 class Kit:
     """A small server built only from the kit: REST and gRPC on free ports of 127.0.0.1."""
 
-    def __init__(self, *, token: str | None = None, max_in_flight: int = 1) -> None:
+    def __init__(self, *, token: str | None = None, max_in_flight: int = 1, metrics_public: bool = True) -> None:
         self.ready = True
         self.broken: str | None = None
         self.release = threading.Event()
@@ -61,6 +61,7 @@ class Kit:
         self.shut_down = False
         self.grpc_port = free_port()
         self.token = token
+        self.metrics_public = metrics_public
         self.app = self._app()
 
     def _is_ready(self) -> bool:
@@ -97,7 +98,7 @@ class Kit:
                 return Response(payload, status, media_type="application/json")
             return json_response({"bytes": len(body)})
 
-        app.add_middleware(BearerAuth, token=self.token)
+        app.add_middleware(BearerAuth, token=self.token, metrics_public=self.metrics_public)
         return app
 
     def grpc_server(self) -> Any:
@@ -232,6 +233,21 @@ def test_bearer_auth_guards_everything_but_health_and_metrics(kit: tuple[Kit, Se
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert info.value.details() == ("missing or wrong bearer token; send the metadata 'authorization: "
                                         "Bearer <token>'")
+
+
+def test_metrics_can_require_the_token_too() -> None:
+    server = Kit(token=TOKEN, metrics_public=False)
+    with ServerThread(server.app) as thread:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            refused = httpx.get(thread.url + "/metrics", headers=headers)
+            assert (refused.status_code, refused.headers["www-authenticate"]) == (401, "Bearer")
+        metrics = httpx.get(thread.url + "/metrics", headers=AUTH)
+        assert metrics.status_code == 200 and "aiforge_kit_requests_total" in metrics.text
+        assert httpx.get(thread.url + "/health/live").status_code == 200  # health stays open, always
+        assert httpx.get(thread.url + "/health/ready").status_code == 200
+    assert BearerAuth(None, "t", metrics_public=False).open_path("/health/ready")
+    assert not BearerAuth(None, "t", metrics_public=False).open_path("/metrics")
+    assert BearerAuth(None, "t").open_path("/metrics") and not BearerAuth(None, "t").open_path("/metrics/x")
 
 
 # --- limits -------------------------------------------------------------------------------------------------

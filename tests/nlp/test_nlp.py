@@ -144,6 +144,19 @@ def test_service_health_and_metrics(service: str) -> None:
     assert "aiforge_nlp_ready 1.0" in text
 
 
+def test_service_metrics_are_public_unless_told_otherwise() -> None:
+    auth = {"Authorization": "Bearer s3cret"}
+    with NlpServer(create_nlp_app(token="s3cret")) as server:
+        assert httpx.post(server.url + "/v1/tokenize", json={"texts": ["a"]}).status_code == 401
+        assert httpx.post(server.url + "/v1/tokenize", json={"texts": ["a"]}, headers=auth).status_code == 200
+        assert httpx.get(server.url + "/metrics").status_code == 200  # a scraper needs no token by default
+    with NlpServer(create_nlp_app(token="s3cret", metrics_public=False)) as server:
+        assert httpx.get(server.url + "/metrics").status_code == 401
+        metrics = httpx.get(server.url + "/metrics", headers=auth)
+        assert metrics.status_code == 200 and "aiforge_nlp_ready 1.0" in metrics.text
+        assert httpx.get(server.url + "/health/ready").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [

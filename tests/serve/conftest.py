@@ -112,7 +112,7 @@ class RunningServer:
 
 @contextlib.contextmanager
 def run_server(repo: Path | InferenceEngine, *, token: str | None = None, batching: bool = True,
-               overrides: dict[str, Any] | None = None) -> Iterator[RunningServer]:
+               overrides: dict[str, Any] | None = None, metrics_public: bool = True) -> Iterator[RunningServer]:
     """Run an inference server (REST + gRPC) in a background thread with its own event loop; stop it on exit."""
     from aiforge._server import ServerMetrics
     from aiforge.serve.inference.repository import ModelRepository
@@ -123,7 +123,7 @@ def run_server(repo: Path | InferenceEngine, *, token: str | None = None, batchi
     else:
         engine = InferenceEngine(ModelRepository.load(repo, overrides=overrides), batching=batching,
                                  metrics=ServerMetrics("aiforge_inference"))
-    app = create_inference_app(engine, token=token)
+    app = create_inference_app(engine, token=token, metrics_public=metrics_public)
     http_port, grpc_port = free_port(), free_port()
     with serving_in_thread("inference-server", app, port=http_port, grace_s=5.0, on_shutdown=engine.close,
                            grpc_server=lambda: create_grpc_server(engine, port=grpc_port, token=token),
@@ -151,8 +151,8 @@ def inference_server(onnx_repo: Path) -> Iterator[RunningServer]:
 
 @pytest.fixture
 def start_server() -> Any:
-    """``start_server(repo_or_engine, token=None, batching=True, overrides=None)``: a context manager running a
-    server in a thread; yields a :class:`RunningServer`."""
+    """``start_server(repo_or_engine, token=None, batching=True, overrides=None, metrics_public=True)``: a context
+    manager running a server in a thread; yields a :class:`RunningServer`."""
     return run_server
 
 

@@ -351,7 +351,13 @@ def test_bearer_token(onnx_repo: Path, digits_x: np.ndarray) -> None:
     assert anonymous.json() == {"error": "missing or wrong bearer token; send the header 'Authorization: Bearer "
                                          "<token>'"}
     assert right.status_code == 200
-    assert health.status_code == 200 and metrics.status_code == 200
+    assert health.status_code == 200 and metrics.status_code == 200  # metrics are public by default
+    with run_aps(Handler(), f"local://{onnx_repo}", token="s3cret", metrics_public=False) as aps:
+        closed = aps.client.get("/metrics")
+        opened = aps.client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        health = aps.client.get("/health/ready")
+    assert closed.status_code == 401 and opened.status_code == 200 and health.status_code == 200
+    assert "aiforge_aps_requests_total" in opened.text
 
 
 def test_metrics_docs_and_info(onnx_repo: Path, digits_x: np.ndarray) -> None:

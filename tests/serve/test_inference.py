@@ -208,7 +208,12 @@ def test_bearer_auth(onnx_repo: Path, digits_x: np.ndarray, start_server: Any) -
         assert ok.status_code == 200
         assert session.get("/v2/health/live").status_code == 200
         assert session.get("/v2/health/ready").status_code == 200
-        assert session.get("/metrics").status_code == 200
+        assert session.get("/metrics").status_code == 200  # public by default, for scrapers without the token
+    with start_server(onnx_repo, token="s3cret", metrics_public=False) as server, \
+            httpx.Client(base_url=server.http, timeout=30) as session:
+        assert session.get("/metrics").status_code == 401
+        assert session.get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert session.get("/v2/health/ready").status_code == 200
 
 
 def test_metrics(client: httpx.Client, digits_x: np.ndarray) -> None:

@@ -52,6 +52,18 @@ def test_settings_defaults_and_derived_values(repo: Path) -> None:
     assert ServeSettings(model_repo=repo, model="Churn_Model", cpus=2.6).threads == 3
     assert settings.token is None
     assert (settings.max_restarts, settings.restart_window_s, settings.restart_backoff_s) == (5, 60.0, 0.5)
+    assert settings.metrics_public is True
+
+
+def test_metrics_public_reaches_both_servers_command_lines(repo: Path) -> None:
+    from aiforge.serve.deploy.stack import aps_args, inference_args
+
+    public = ServeSettings(model_repo=repo, model="Churn_Model")
+    private = ServeSettings(model_repo=repo, model="Churn_Model", metrics_public=False)
+    assert "--no-metrics-public" not in inference_args(public, model_repo="/models", host="0.0.0.0")
+    assert "--no-metrics-public" not in aps_args(public, predictor="grpc://x:1", host="0.0.0.0")
+    assert inference_args(private, model_repo="/models", host="0.0.0.0")[-1] == "--no-metrics-public"
+    assert aps_args(private, predictor="grpc://x:1", host="0.0.0.0")[-1] == "--no-metrics-public"
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,8 @@ def test_up_replicas_share_ports_and_auth(iris_repo: tuple[Path, Any, np.ndarray
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     repo, model, X = iris_repo
     monkeypatch.setenv("IRIS_TOKEN", "s3cret")
-    settings = ServeSettings(model_repo=repo, model="iris", replicas=2, cpus=1, token_env="IRIS_TOKEN", **_ports())
+    settings = ServeSettings(model_repo=repo, model="iris", replicas=2, cpus=1, token_env="IRIS_TOKEN",
+                             metrics_public=False, **_ports())
     with up(settings, wait_s=60) as stack:
         started.append(stack)
         assert sorted(stack.name_of(p) for p in stack.processes) == ["aps-0", "aps-1", "inference-0", "inference-1"]
@@ -115,6 +116,9 @@ def test_up_replicas_share_ports_and_auth(iris_repo: tuple[Path, Any, np.ndarray
                 response = client.post(url, json={"instances": X[:1].tolist()}, headers={"Connection": "close"})
                 assert response.status_code == 200, response.text
                 assert response.json()["outputs"]["label"] == model.predict(X[:1]).tolist()
+            for base in (stack.urls["aps"], stack.urls["inference_http"]):  # metrics_public=False reached both
+                assert httpx.get(base + "/metrics", timeout=10).status_code == 401
+                assert client.get(base + "/metrics").status_code == 200
         pids = {p.pid for p in stack.processes}
     assert _gone(pids)
 

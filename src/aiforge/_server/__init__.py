@@ -5,7 +5,8 @@ One place for what a server needs besides its own routes, so that every server a
 - answers: :func:`json_response`; errors ``{"error": "..."}`` with the status of the error table in
   :mod:`aiforge.errors` (:func:`error_response`, :func:`error_parts` for raw ASGI paths, :func:`grpc_abort` for
   gRPC); a bounded body reader (:func:`read_body`, 413 past the limit);
-- :class:`BearerAuth`: optional bearer token on REST and gRPC, health checks and metrics stay open;
+- :class:`BearerAuth`: optional bearer token on REST and gRPC; health checks stay open, and ``/metrics`` too unless
+  ``metrics_public=False`` (every server takes that choice and hands it to :class:`BearerAuth`);
 - :class:`ServerMetrics`: Prometheus metrics in the server's own registry;
 - :func:`add_server_routes`: ``/health/live``, ``/health/ready`` and ``/metrics``;
 - :class:`InFlightLimit`: at most N requests at once, the next ones get 503 + ``Retry-After`` (gRPC

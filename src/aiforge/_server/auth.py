@@ -1,4 +1,5 @@
-"""Optional bearer-token auth: ASGI middleware for REST, a check for gRPC; health checks and metrics stay open."""
+"""Optional bearer-token auth: ASGI middleware for REST, a check for gRPC; health checks stay open, and so does
+``/metrics`` unless the server is told otherwise (``metrics_public=False``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ _UNAUTHENTICATED = "missing or wrong bearer token; send the metadata 'authorizat
 
 
 class BearerAuth:
-    """ASGI middleware that requires ``Authorization: Bearer <token>`` on every route but health checks and metrics.
+    """ASGI middleware that requires ``Authorization: Bearer <token>`` on every route but health checks (and
+    ``/metrics`` while it is public).
 
     Without the token the answer is 401 ``{"error": ...}`` with ``WWW-Authenticate: Bearer``; over gRPC,
     :meth:`check_grpc` aborts with ``UNAUTHENTICATED``. The comparison takes constant time.
@@ -28,6 +30,11 @@ class BearerAuth:
         The application to protect (``None`` when only :meth:`allowed` or :meth:`check_grpc` is used).
     token : str or None
         The expected token; ``None`` (or empty) turns auth off.
+    metrics_public : bool, default True
+        Whether ``GET /metrics`` answers without the token. Public by default, as KServe's model servers leave it:
+        Prometheus scrapers are often set up without credentials, and the page holds counts, latencies and model
+        names, never request data. ``False`` asks the token there too (give the scraper an ``authorization``
+        credential). Health checks are always open: probes carry no token.
 
     Examples
     --------
@@ -38,9 +45,14 @@ class BearerAuth:
     (True, False)
     """
 
-    def __init__(self, app: Any, token: str | None = None) -> None:
+    def __init__(self, app: Any, token: str | None = None, *, metrics_public: bool = True) -> None:
         self.app = app
         self._expected = f"Bearer {token}".encode() if token else None
+        self.metrics_public = metrics_public
+
+    def open_path(self, path: str) -> bool:
+        """Whether ``path`` answers without the token: the health routes, and ``/metrics`` while it is public."""
+        return path.startswith(_OPEN_PREFIXES) or (self.metrics_public and path == "/metrics")
 
     @property
     def enabled(self) -> bool:
@@ -86,7 +98,7 @@ class BearerAuth:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path == "/metrics" or path.startswith(_OPEN_PREFIXES) or self.allows_scope(scope):
+        if self.open_path(path) or self.allows_scope(scope):
             await self.app(scope, receive, send)
             return
         await self.refuse(send)

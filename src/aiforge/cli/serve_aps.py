@@ -50,6 +50,12 @@ def aps(
     reuse_port: Annotated[
         bool, typer.Option("--reuse-port", help="Share --port with other APS processes (SO_REUSEPORT replicas).")
     ] = False,
+    metrics_public: Annotated[
+        bool,
+        typer.Option("--metrics-public/--no-metrics-public",
+                     help="Whether GET /metrics answers without the bearer token (Prometheus scrapers often have "
+                     "none; the page holds counts, latencies and model names, no request data)."),
+    ] = True,
 ) -> None:
     """Run the APS server: HANDLER's pre/post-processing in front of an ONNX model, JSON in, JSON out.
 
@@ -63,5 +69,5 @@ def aps(
     typer.echo(f"APS for model {model!r} ({handler}) on http://{host}:{port}/predict -> {predictor}", err=True)
     run_aps_server(handler, predictor, model=model, version=version, host=host, port=port, timeout_s=timeout_s,
                    max_in_flight=max_in_flight, token=token, batching=not no_batching, coalesce=not no_coalesce,
-                   reuse_port=reuse_port,
+                   reuse_port=reuse_port, metrics_public=metrics_public,
                    on_started=lambda: typer.echo(f"{READY_PREFIX}APS on http://{host}:{port}/predict", err=True))

@@ -46,6 +46,12 @@ def serve_model(
     reuse_port: Annotated[
         bool, typer.Option("--reuse-port", help="Share the ports with other server processes (SO_REUSEPORT).")
     ] = False,
+    metrics_public: Annotated[
+        bool,
+        typer.Option("--metrics-public/--no-metrics-public",
+                     help="Whether GET /metrics answers without the bearer token (Prometheus scrapers often have "
+                     "none; the page holds counts, latencies and model names, no request data)."),
+    ] = True,
 ) -> None:
     """Serve the ONNX models of MODEL_REPO over REST and gRPC, with dynamic batching, until Ctrl-C or SIGTERM.
 
@@ -70,7 +76,9 @@ def serve_model(
         typer.echo(f"  REST  http://{host}:{port}/v2  (docs: http://{host}:{port}/docs)")
         if grpc_port:
             typer.echo(f"  gRPC  {host}:{grpc_port}")
-        typer.echo(f"  batching {'off' if no_batching else 'on'}; auth {'on' if token else 'off'}; Ctrl-C to stop")
+        auth = ("on" + ("" if metrics_public else ", /metrics too")) if token else "off"
+        typer.echo(f"  batching {'off' if no_batching else 'on'}; auth {auth}; Ctrl-C to stop")
 
     run_inference_server(repository, host=host, port=port, grpc_port=grpc_port or None, token=token,
-                         batching=not no_batching, reuse_port=reuse_port, on_started=started)
+                         batching=not no_batching, reuse_port=reuse_port, on_started=started,
+                         metrics_public=metrics_public)

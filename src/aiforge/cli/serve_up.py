@@ -48,6 +48,12 @@ TokenEnvOption = Annotated[
     str | None,
     typer.Option("--token-env", metavar="NAME", help="Require a bearer token, read from environment variable NAME."),
 ]
+MetricsPublicOption = Annotated[
+    bool | None,
+    typer.Option("--metrics-public/--no-metrics-public",
+                 help="Whether GET /metrics answers without the bearer token (for Prometheus scrapers without one; "
+                 "the metrics hold counts, latencies and model names, no request data) [public]."),
+]
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="Settings YAML (the keys of ServeSettings); options override it.")
 ]
@@ -78,6 +84,7 @@ def serve_up(
     max_batch_size: BatchOption = None,
     max_queue_delay_ms: DelayOption = None,
     token_env: TokenEnvOption = None,
+    metrics_public: MetricsPublicOption = None,
     max_restarts: Annotated[
         int | None,
         typer.Option("--max-restarts", min=0, help="Restart a crashed server process at most N times within "
@@ -114,7 +121,7 @@ def serve_up(
     settings = _settings(
         config, model=model, model_repo=model_repo, version=version, handler=handler, replicas=replicas, cpus=cpus,
         host=host, aps_port=port, http_port=http_port, grpc_port=grpc_port, max_batch_size=max_batch_size,
-        max_queue_delay_ms=max_queue_delay_ms, token_env=token_env,
+        max_queue_delay_ms=max_queue_delay_ms, token_env=token_env, metrics_public=metrics_public,
         max_restarts=max_restarts, restart_window_s=restart_window_s, restart_backoff_s=restart_backoff_s,
     )
 
@@ -160,6 +167,7 @@ def serve_export(
     max_batch_size: BatchOption = None,
     max_queue_delay_ms: DelayOption = None,
     token_env: TokenEnvOption = None,
+    metrics_public: MetricsPublicOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Write Kubernetes manifests (--k8s) or a KServe InferenceService (--kserve) that serve MODEL on a cluster.
@@ -177,6 +185,7 @@ def serve_export(
         config, model=model, model_repo=model_repo, version=version, handler=handler, replicas=replicas, cpus=cpus,
         memory=memory, image=image, model_pvc=model_pvc, aps_port=port, http_port=http_port, grpc_port=grpc_port,
         max_batch_size=max_batch_size, max_queue_delay_ms=max_queue_delay_ms, token_env=token_env,
+        metrics_public=metrics_public,
     )
     kinds = [kind for kind, wanted in (("k8s", k8s), ("kserve", kserve)) if wanted]
     for kind in kinds:

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from aiforge._server import (
+    BearerAuth,
     InFlightLimit,
     ServerMetrics,
     ServerThread,
@@ -61,6 +62,8 @@ def create_nlp_app(
     max_texts: int = 2000,
     max_body_bytes: int = 8 * 1024 * 1024,
     max_in_flight: int = 16,
+    token: str | None = None,
+    metrics_public: bool = True,
 ) -> FastAPI:
     """The NLP API as a FastAPI app.
 
@@ -84,6 +87,11 @@ def create_nlp_app(
         Largest request body accepted.
     max_in_flight : int, default 16
         Requests tokenized at once; more get 503 instead of queueing without bound.
+    token : str, optional
+        Bearer token clients must send (``Authorization: Bearer TOKEN``), as on the inference and APS servers;
+        health routes stay open.
+    metrics_public : bool, default True
+        ``GET /metrics`` answers without the token (see :class:`aiforge._server.BearerAuth`).
 
     Returns
     -------
@@ -194,6 +202,7 @@ def create_nlp_app(
         latency.observe(time.perf_counter() - start)
         return response
 
+    app.add_middleware(BearerAuth, token=token, metrics_public=metrics_public)
     return app
 
 
@@ -204,6 +213,8 @@ def serve_nlp(
     *,
     max_texts: int = 2000,
     log_level: str = "info",
+    token: str | None = None,
+    metrics_public: bool = True,
 ) -> None:
     """Run the NLP API with uvicorn until SIGINT/SIGTERM, then finish the requests in flight and stop.
 
@@ -217,12 +228,16 @@ def serve_nlp(
     max_texts : int, default 2000
         Most texts accepted in one request.
     log_level : str, default "info"
+    token : str, optional
+        Bearer token clients must send; health routes stay open.
+    metrics_public : bool, default True
+        ``GET /metrics`` answers without the token.
 
     Examples
     --------
     >>> serve_nlp("127.0.0.1", 8000, user_dict="words.tsv")  # doctest: +SKIP
     """
-    app = create_nlp_app(user_dict, max_texts=max_texts)
+    app = create_nlp_app(user_dict, max_texts=max_texts, token=token, metrics_public=metrics_public)
     run(serve(app, host=host, port=port, grace_s=10.0, log_level=log_level))
 
 

@@ -266,7 +266,7 @@ class _Aps:
 
 def create_aps_app(handler: Handler, predictor: Predictor, *, model: str, version: str | None = None,
                    timeout_s: float = 5.0, token: str | None = None, max_in_flight: int = 256,
-                   loaded: bool = False) -> FastAPI:
+                   loaded: bool = False, metrics_public: bool = True) -> FastAPI:
     """The APS REST app: ``handler`` in front of ``predictor`` for one model.
 
     Parameters
@@ -282,11 +282,14 @@ def create_aps_app(handler: Handler, predictor: Predictor, *, model: str, versio
     timeout_s : float
         Overall deadline of one request; past it the answer is 503.
     token : str, optional
-        Bearer token clients must send (``Authorization: Bearer TOKEN``); health and metrics stay open.
+        Bearer token clients must send (``Authorization: Bearer TOKEN``); health routes stay open, and ``/metrics``
+        while ``metrics_public``.
     max_in_flight : int
         Requests processed at once; more get 503 with ``Retry-After: 1`` at once.
     loaded : bool
         The handler's ``load()`` has already run; do not run it again at start-up.
+    metrics_public : bool
+        ``GET /metrics`` answers without the token (see :class:`aiforge._server.BearerAuth`).
 
     Returns
     -------
@@ -339,7 +342,7 @@ def create_aps_app(handler: Handler, predictor: Predictor, *, model: str, versio
             "handler": type(handler).__name__, "predictor": repr(predictor),
         }), media_type=_JSON)
 
-    app.add_middleware(BearerAuth, token=token)
+    app.add_middleware(BearerAuth, token=token, metrics_public=metrics_public)
     app.fast = BearerAuth(aps, token=token)  # lean path for POST /predict, same auth
     return app
 
@@ -348,7 +351,7 @@ def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, mo
                    host: str = "127.0.0.1", port: int = 8000, timeout_s: float = 5.0, max_in_flight: int = 256,
                    token: str | None = None, predictor_token: str | None = None, batching: bool = True,
                    reuse_port: bool = False, on_started: Callable[[], Any] | None = None,
-                   coalesce: bool = True) -> None:
+                   coalesce: bool = True, metrics_public: bool = True) -> None:
     """Run the APS server until SIGTERM/SIGINT (blocking); in-flight requests finish first.
 
     Parameters
@@ -363,7 +366,7 @@ def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, mo
         The model to call (version default: the newest).
     host, port
         Where to listen.
-    timeout_s, max_in_flight, token
+    timeout_s, max_in_flight, token, metrics_public
         See :func:`create_aps_app`.
     predictor_token : str, optional
         Token for the inference server; default ``token``.
@@ -393,5 +396,5 @@ def run_aps_server(handler_spec: str | Handler | None, predictor_url: str, *, mo
                                    token=predictor_token if predictor_token is not None else token, batching=batching,
                                    coalesce=coalesce)
     app = create_aps_app(handler, predictor, model=model, version=version, timeout_s=timeout_s, token=token,
-                         max_in_flight=max_in_flight, loaded=True)
+                         max_in_flight=max_in_flight, loaded=True, metrics_public=metrics_public)
     run(serve(app, host=host, port=port, reuse_port=reuse_port, on_started=on_started))

@@ -11,6 +11,7 @@ arguments or a YAML file (:meth:`ServeSettings.from_yaml`); every error names th
     cpus: 1
     memory: 512Mi
     token_env: AIFORGE_TOKEN    # the *name* of the variable holding the bearer token, never the token
+    metrics_public: false       # /metrics asks for the token too (default: open, for Prometheus)
 """
 
 from __future__ import annotations
@@ -111,6 +112,10 @@ class ServeSettings(BaseModel):
     model_pvc : str, optional
         The PersistentVolumeClaim that holds the model repository in the cluster, mounted read-only at ``/models``;
         ``None`` = an ``emptyDir`` placeholder to replace (or an image that has the models at ``/models``).
+    metrics_public : bool, default True
+        ``GET /metrics`` answers without the bearer token (as KServe's servers do, so a Prometheus scraper needs no
+        credentials; the metrics hold counts, latencies and model names, never request data). ``False``: the token
+        is required there too. Health routes are always open.
     max_restarts : int, default 5
         ``serve up`` restarts a server process that exits on its own, at most this many times within
         ``restart_window_s``; one more crash in the window stops everything with an error. 0 = never restart.
@@ -151,6 +156,7 @@ class ServeSettings(BaseModel):
     token_env: str | None = None
     image: str = "aiforge:latest"
     model_pvc: str | None = None
+    metrics_public: bool = True
     max_restarts: int = 5
     restart_window_s: float = 60.0
     restart_backoff_s: float = 0.5

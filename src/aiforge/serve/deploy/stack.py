@@ -70,6 +70,8 @@ def inference_args(settings: ServeSettings, *, model_repo: str, host: str, reuse
         args += ["--token-env", settings.token_env]
     if reuse_port:
         args.append("--reuse-port")
+    if not settings.metrics_public:
+        args.append("--no-metrics-public")
     return args
 
 
@@ -105,6 +107,8 @@ def aps_args(
         args += ["--token-env", settings.token_env]
     if reuse_port:
         args.append("--reuse-port")
+    if not settings.metrics_public:
+        args.append("--no-metrics-public")
     return args
 
 

@@ -4,7 +4,8 @@ REST routes: ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``, ``/v2/model
 (metadata), ``.../ready``, ``POST .../infer``, ``GET /metrics``, OpenAPI docs at ``/docs``. The gRPC service is
 ``inference.GRPCInferenceService`` with all six RPCs. Errors follow the table in :mod:`aiforge.errors`: 400 bad
 input, 404 unknown model or version, 503 with ``Retry-After`` when a queue is full; 413 for a body over 64 MiB and
-401 without the bearer token when one is set (health checks and metrics stay open); over gRPC ``INVALID_ARGUMENT``,
+401 without the bearer token when one is set (health checks stay open, and ``/metrics`` unless ``metrics_public`` is
+off); over gRPC ``INVALID_ARGUMENT``,
 ``NOT_FOUND``, ``UNAVAILABLE`` (+ ``retry-after`` trailer), ``UNAUTHENTICATED``. The routes every server shares
 (health, metrics, auth, shutdown) come from the server kit, :mod:`aiforge._server`.
 """
@@ -91,7 +92,7 @@ def server_metadata() -> dict[str, Any]:
 
 
 def create_inference_app(engine: InferenceEngine, *, token: str | None = None,
-                         metrics: ServerMetrics | None = None) -> FastAPI:
+                         metrics: ServerMetrics | None = None, metrics_public: bool = True) -> FastAPI:
     """The REST application of the inference server.
 
     Parameters
@@ -99,9 +100,11 @@ def create_inference_app(engine: InferenceEngine, *, token: str | None = None,
     engine : InferenceEngine
         Runs the requests.
     token : str, optional
-        Bearer token required on every route but health checks and ``/metrics``.
+        Bearer token required on every route but health checks (and ``/metrics`` while it is public).
     metrics : ServerMetrics, optional
         Where to record requests (default: the engine's, or new ones attached to the engine).
+    metrics_public : bool, default True
+        ``GET /metrics`` answers without the token (see :class:`aiforge._server.BearerAuth`).
     """
     if metrics is None:
         metrics = engine.metrics or ServerMetrics("aiforge_inference")
@@ -113,7 +116,7 @@ def create_inference_app(engine: InferenceEngine, *, token: str | None = None,
     app = _InferenceApp(title="aiforge inference server", version=__version__,
                         description="Open Inference Protocol v2 (REST) over ONNX Runtime, with dynamic batching.")
     if token:
-        app.add_middleware(BearerAuth, token=token)
+        app.add_middleware(BearerAuth, token=token, metrics_public=metrics_public)
 
     async def run_infer(body: bytes, model: str, version: str | None) -> tuple[int, bytes, list[Any]]:
         start = time.perf_counter()
@@ -293,6 +296,7 @@ def run_inference_server(
     reuse_port: bool = False,
     grace_s: float = 10.0,
     on_started: Callable[[], Any] | None = None,
+    metrics_public: bool = True,
 ) -> None:
     """Serve a model repository over REST and gRPC until SIGTERM/SIGINT (blocking).
 
@@ -303,7 +307,7 @@ def run_inference_server(
     host, port, grpc_port : str, int, int
         Where to listen; ``grpc_port=None`` serves REST only.
     token : str, optional
-        Bearer token required on every request but health checks and metrics.
+        Bearer token required on every request but health checks (and metrics while they are public).
     batching : bool, default True
         Dynamic batching; ``False`` runs each request alone.
     overrides : dict, optional
@@ -315,6 +319,8 @@ def run_inference_server(
         How long in-flight requests may take to finish after the stop signal.
     on_started : callable, optional
         Called once the servers listen.
+    metrics_public : bool, default True
+        ``GET /metrics`` answers without the token; ``False`` asks for it there too.
 
     Raises
     ------
@@ -329,7 +335,7 @@ def run_inference_server(
                   else ModelRepository.load(model_repo, overrides=overrides))
     metrics = ServerMetrics("aiforge_inference")
     engine = InferenceEngine(repository, batching=batching, metrics=metrics)
-    app = create_inference_app(engine, token=token, metrics=metrics)
+    app = create_inference_app(engine, token=token, metrics=metrics, metrics_public=metrics_public)
 
     def grpc_server() -> Any:
         return create_grpc_server(engine, port=int(grpc_port or 0), token=token, reuse_port=reuse_port, host=host,
