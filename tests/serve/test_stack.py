@@ -342,14 +342,22 @@ def test_supervise_restarts_a_killed_inference_server_while_the_aps_answers_503(
                 os.kill(os.getpid(), signal.SIGTERM)  # as a service manager stops `serve up`
 
     threads: list[threading.Thread] = []
+    stacks: list[Stack] = []
+    ready_lines: list[int] = []  # ready lines in inference-0's log (appended across restarts) at each event
 
     def ready(stack: Stack) -> None:
+        stacks.append(stack)
         threads.append(threading.Thread(target=drive, args=(stack,), daemon=True))
         threads[0].start()
 
+    def event(line: str) -> None:
+        events.append(line)
+        log = (stacks[0].log_dir / "inference-0.log").read_text(errors="replace")
+        ready_lines.append(sum(line.startswith("ready: ") for line in log.splitlines()))
+
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)  # a late SIGTERM must not end pytest
     try:
-        assert supervise(settings, wait_s=60, on_ready=ready, on_event=events.append) is None
+        assert supervise(settings, wait_s=60, on_ready=ready, on_event=event) is None
     finally:
         finished.set()
         for thread in threads:
@@ -370,6 +378,7 @@ def test_supervise_restarts_a_killed_inference_server_while_the_aps_answers_503(
     assert re.fullmatch(r"inference-0 exited with code -9; restarting it in 0\.1 s \(restart 1 of at most 5 within "
                         r"60 s; log: .*inference-0\.log\)", events[0]), events[0]
     assert re.fullmatch(r"inference-0 is ready again \(restart 1, pid \d+\)", events[1]), events[1]
+    assert ready_lines == [1, 2]  # "ready again" waited for the new process's own ready line, not the old one's
     old, new = pids["inference-0"]
     assert old != new and events[1].endswith(f"pid {new})")
     assert len(set(pids["aps-0"])) == 1  # the APS was never stopped
