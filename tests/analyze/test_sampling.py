@@ -162,3 +162,12 @@ def test_duplicates_and_bias_match_definitions(rows: list[tuple[int, str]]):
         shares = {c: inside.count(c) / len(inside) for c in ("a", "b")}
         assert entry["rows"] == len(inside)
         assert entry["deviation"] == pytest.approx(0.5 * sum(abs(shares[c] - overall[c]) for c in overall))
+
+
+def test_a_ragged_csv_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    from aiforge.errors import SourceError
+
+    path = tmp_path / "rag.csv"
+    path.write_text("a,b\n1,2\n3,4\n5\n")
+    with pytest.raises(SourceError, match=r"rag\.csv, line 4: expected 2 fields like the header, found 1"):
+        analyze(str(path))

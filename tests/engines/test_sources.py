@@ -121,3 +121,10 @@ def test_redacted_never_contains_the_password(password: str, user: str) -> None:
 def test_redact_leaves_urls_without_secrets_alone() -> None:
     assert redact("postgresql://db/shop") == "postgresql://db/shop"
     assert redact("data/*.parquet") == "data/*.parquet"
+
+
+@pytest.mark.parametrize("source", ["A://[", "mysql://root:s3cret@[x/db", "postgresql://u:s3cret@[::1/db"])
+def test_an_unreadable_url_is_an_error_that_shows_no_password(source: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_source(source)
+    assert "s3cret" not in str(info.value) and "(unreadable URL)" in str(info.value)

@@ -104,17 +104,10 @@ def _from_table(table: pa.Table, subject: str) -> Source:
 
 
 def _from_csv(files: list[str], subject: str) -> Source:
-    import duckdb
+    from aiforge.engines.csv_reader import read_csv
 
-    from aiforge.engines.local import connect_duckdb
-
-    try:
-        table = connect_duckdb().read_csv(files).arrow()
-    except duckdb.Error as exc:
-        raise SourceError(f"cannot read CSV {subject} ({', '.join(files[:3])}): {exc}") from exc
-    if isinstance(table, pa.RecordBatchReader):
-        table = table.read_all()
-    return _from_table(table, f"CSV file {subject}")
+    # the same reader as DUMP: a line that does not match the header is an error naming the file and the line
+    return _from_table(read_csv(files), f"CSV file {subject}")
 
 
 def _from_parquet(files: list[str], subject: str) -> Source:

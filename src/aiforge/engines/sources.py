@@ -89,7 +89,11 @@ def redact(url: str) -> str:
     >>> redact("postgresql://ana:s3cret@db:5432/shop?sslmode=require&password=x")
     'postgresql://ana@db:5432/shop?sslmode=require'
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed '[': nothing in it can be shown safely but its scheme
+        scheme, sep, _ = url.partition("://")
+        return f"{scheme}://(unreadable URL)" if sep else "(unreadable URL)"
     if not parts.scheme or ("@" not in parts.netloc and not parts.query):
         return url
     host = parts.netloc.rpartition("@")[2]
@@ -150,7 +154,10 @@ def parse_source(source: str | os.PathLike[str]) -> Source:
                 f"expected {scheme}:///relative/path or {scheme}:////absolute/path for SOURCE; got {text!r}"
             )
         return Source(kind, text, text, paths=(path[1:],))
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise InvalidInput(f"SOURCE {redact(text)!r} is not a readable URL: {exc}") from None
     if not parts.hostname or not parts.path.strip("/"):
         raise InvalidInput(
             f"expected {scheme}://USER[:PASSWORD]@HOST[:PORT]/DATABASE for SOURCE; got {redact(text)!r}"
