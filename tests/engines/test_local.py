@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
 from pathlib import Path
 
 import duckdb
@@ -58,13 +57,12 @@ def test_mysql_stream() -> None:
     assert table.to_pydict() == {"a": [1, 2], "b": ["x", None]}
 
 
-def test_mysql_unreachable_fails_fast() -> None:
-    start = time.monotonic()
+def test_mysql_unreachable_is_one_clear_error() -> None:
+    # how fast it fails is measured in the DUMP guide's figures, not asserted: tests never assert timings
     with pytest.raises(
         SourceError, match=r"^cannot connect to mysql://root@127\.0\.0\.1:1/test: 127\.0\.0\.1:1: "
     ):
         _read("mysql://root:pw@127.0.0.1:1/test", "SELECT 1")
-    assert time.monotonic() - start < 10  # not ConnectorX's 30 s of retries; a sanity bound, not a benchmark
 
 
 def test_sqlite_is_opened_read_only(tmp_path: Path) -> None:
