@@ -69,7 +69,6 @@ def test_closed_loop_counts_every_request_as_ok(server: Server) -> None:
     assert result.requests > 0
     assert (result.ok, result.errors, result.error_rate) == (result.requests, {}, 0.0)
     assert server.hits["ok"] - before == result.requests
-    assert result.duration_s >= 0.3
     assert result.throughput_rps == pytest.approx(result.ok / result.duration_s)
     lat = result.latency_ms
     assert lat["p50"] is not None and lat["p90"] is not None and lat["p99"] is not None and lat["max"] is not None
@@ -106,7 +105,6 @@ def test_open_loop_schedules_rate_times_duration_requests(server: Server) -> Non
     assert (result.mode, result.concurrency, result.rate) == ("open", None, 100)
     assert (result.requests, result.ok, result.errors) == (50, 50, {})
     assert server.hits["ok"] - before == 50
-    assert result.duration_s >= 0.5
 
 
 def test_warm_up_requests_are_sent_but_not_counted(server: Server) -> None:
