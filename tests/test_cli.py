@@ -120,3 +120,10 @@ def test_reports_list_marks_reports_whose_files_are_gone(workspace: Any, tmp_pat
     )
     listed = json.loads(runner.invoke(app, ["reports", "list", "--json"]).output)
     assert [(r["subject"], r["missing"]) for r in listed] == [("users@v1", False), ("users@v2", True)]
+
+
+def test_nlp_serve_reads_its_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIFORGE_TEST_NLP_TOKEN", raising=False)
+    result = runner.invoke(app, ["nlp", "serve", "--token-env", "AIFORGE_TEST_NLP_TOKEN"])
+    assert result.exit_code == 1
+    assert "AIFORGE_TEST_NLP_TOKEN" in result.output and result.output.startswith("Error: ")

@@ -15,7 +15,7 @@ matches it, so ``except ValueError`` keeps working for callers who do not know a
     │   ├── QueryError                    the source rejected the query; carries its own message and the query
     │   └── EmptyResult                   the query returned no rows, so there is nothing to snapshot
     ├── ServiceError (OSError)            a service aiforge runs or calls cannot be started or reached
-    │   └── Overloaded                    a server's queue is full; retry after ``retry_after_s`` seconds
+    │   └── Overloaded                    refused before any work (queue full, upstream down); retry after a while
     ├── Conflict                          a write lost a race: another writer changed the same thing first
     ├── WorkspaceError (OSError)          the workspace cannot be written (disk full, permissions)
     └── NotFittedError (AttributeError)   a fitted object used before ``fit``
@@ -134,7 +134,8 @@ class ServiceError(AiforgeError, OSError):
 
 
 class Overloaded(ServiceError):
-    """A server's bounded queue is full: the request was refused, not lost. Retry after ``retry_after_s`` seconds.
+    """A request was refused before any work was done, so retrying it is safe: a server's bounded queue or
+    in-flight limit is full, or the server it forwards to cannot be reached. Retry after ``retry_after_s`` seconds.
 
     Servers answer it with HTTP 503 and a ``Retry-After`` header, or gRPC ``UNAVAILABLE``.
     """

@@ -15,7 +15,8 @@ from aiforge.errors import AiforgeError, InvalidParameter
 from aiforge.workspace import Workspace
 
 __all__ = [
-    "CommandGroup", "RootGroup", "app", "human_bytes", "interrupted", "print_json", "serve_app", "workspace_of",
+    "CommandGroup", "MetricsPublicOption", "RootGroup", "app", "human_bytes", "interrupted", "print_json",
+    "serve_app", "workspace_of",
 ]
 
 
@@ -146,6 +147,17 @@ serve_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(serve_app, name="serve")
+
+
+#: ``--metrics-public/--no-metrics-public``, the same choice on every server command
+MetricsPublicOption = Annotated[
+    bool,
+    typer.Option(
+        "--metrics-public/--no-metrics-public",
+        help="Whether GET /metrics answers without the bearer token (Prometheus scrapers often have "
+        "none; the page holds counts, latencies and model names, no request data).",
+    ),
+]
 
 
 def _version(value: bool) -> None:

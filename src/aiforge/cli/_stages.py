@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from aiforge.cli._app import CommandGroup, app, human_bytes, print_json, workspace_of
+from aiforge.cli._app import CommandGroup, MetricsPublicOption, app, human_bytes, print_json, workspace_of
 from aiforge.cli._generate import stage_command
 
 snapshots_app = typer.Typer(cls=CommandGroup, help="List, show and remove snapshots.", no_args_is_help=True)
@@ -234,6 +234,12 @@ def nlp_serve(
         Path | None, typer.Option("--user-dict", help="User dictionary: word<TAB>TAG[<TAB>score] per line.")
     ] = None,
     max_texts: Annotated[int, typer.Option("--max-texts", min=1, help="Most texts in one request.")] = 2000,
+    token_env: Annotated[
+        str | None,
+        typer.Option("--token-env", metavar="NAME",
+                     help="Require 'Authorization: Bearer <token>', the token read from environment variable NAME."),
+    ] = None,
+    metrics_public: MetricsPublicOption = True,
 ) -> None:
     """Serve the tokenizing NLP API (Kiwi for Korean, a Unicode splitter for other text) until Ctrl-C.
 
@@ -242,8 +248,10 @@ def nlp_serve(
     Example: aiforge nlp serve --port 8000 --user-dict words.tsv
     """
     from aiforge.nlp import serve_nlp
+    from aiforge.serve.deploy.settings import token_from_env
 
-    serve_nlp(host, port, user_dict, max_texts=max_texts)
+    token = token_from_env(token_env)
+    serve_nlp(host, port, user_dict, max_texts=max_texts, token=token, metrics_public=metrics_public)
 
 
 @nlp_app.command("proxy")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from aiforge.cli._app import serve_app
+from aiforge.cli._app import MetricsPublicOption, serve_app
 
 
 @serve_app.command("aps")
@@ -50,12 +50,7 @@ def aps(
     reuse_port: Annotated[
         bool, typer.Option("--reuse-port", help="Share --port with other APS processes (SO_REUSEPORT replicas).")
     ] = False,
-    metrics_public: Annotated[
-        bool,
-        typer.Option("--metrics-public/--no-metrics-public",
-                     help="Whether GET /metrics answers without the bearer token (Prometheus scrapers often have "
-                     "none; the page holds counts, latencies and model names, no request data)."),
-    ] = True,
+    metrics_public: MetricsPublicOption = True,
 ) -> None:
     """Run the APS server: HANDLER's pre/post-processing in front of an ONNX model, JSON in, JSON out.
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from aiforge.cli._app import serve_app
+from aiforge.cli._app import MetricsPublicOption, serve_app
 
 __all__ = ["serve_model"]
 
@@ -46,12 +46,7 @@ def serve_model(
     reuse_port: Annotated[
         bool, typer.Option("--reuse-port", help="Share the ports with other server processes (SO_REUSEPORT).")
     ] = False,
-    metrics_public: Annotated[
-        bool,
-        typer.Option("--metrics-public/--no-metrics-public",
-                     help="Whether GET /metrics answers without the bearer token (Prometheus scrapers often have "
-                     "none; the page holds counts, latencies and model names, no request data)."),
-    ] = True,
+    metrics_public: MetricsPublicOption = True,
 ) -> None:
     """Serve the ONNX models of MODEL_REPO over REST and gRPC, with dynamic batching, until Ctrl-C or SIGTERM.
 
