@@ -33,3 +33,14 @@ def test_makefile_has_the_documented_targets() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     for target in ("setup", "demo", "test", "bench", "lint", "docs"):
         assert re.search(rf"^{target}:", makefile, re.M), target
+
+
+def test_every_test_named_in_the_reliability_promises_exists() -> None:
+    text = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", text)
+    assert len(named) >= 20
+    for path, name in named:
+        source = (ROOT / path).read_text(encoding="utf-8")  # a missing file fails here
+        assert not name or f"def {name}(" in source, f"{path}::{name} is named in docs/reliability.md but not defined"
+    for name in re.findall(r"`(test_\w+)`", text):
+        assert any(f"def {name}(" in p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("test_*.py")), name
