@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from aiforge import _html
 from aiforge._validation import Interval, validate_params
 from aiforge.batch import _plan as plan
 from aiforge.batch._encoders import SPLITS
@@ -66,6 +67,22 @@ class FeatureSnapshot(Snapshot):
     def dropped(self) -> list[dict[str, Any]]:
         """Rows dropped by each rule, in order: ``{"rule": ..., "rows": n}``."""
         return list(self.manifest["drops"])
+
+    def _repr_html_(self) -> str:
+        """A compact summary for Jupyter: a snapshot's facts plus features, splits and the rows each rule dropped."""
+        splits = self.manifest.get("splits") or {}
+        facts = [
+            *self._html_facts(),
+            ("rows in", self.manifest.get("rows_in")),
+            ("label", self.manifest.get("label")),
+            ("features", f"{self.manifest['n_features']:,}: {_html.listing(self.feature_names, limit=10)}"),
+            ("splits", " · ".join(f"{name} {rows:,}" for name, rows in splits.items())),
+            ("dropped", sum(drop["rows"] for drop in self.dropped)),
+        ]
+        drops = _html.table(("drop rule", "rows"), ((d["rule"], d["rows"]) for d in self.dropped),
+                            total=len(self.dropped), noun="rules")
+        return _html.summary(f"Feature snapshot {self.ref}", facts, drops if self.dropped else "",
+                             self._html_columns())
 
     def transform(self) -> Transform:
         """The fitted :class:`Transform` saved with this snapshot."""

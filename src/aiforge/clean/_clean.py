@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from aiforge import _html
 from aiforge._progress import progress as progress_bar
 from aiforge._validation import RANDOM_STATE, validate_params
 from aiforge.clean._report import render_html, summarise
@@ -47,6 +48,23 @@ class CleanResult:
     def changed(self) -> int:
         """How many labels were changed."""
         return int(self.report["changed"])
+
+    def _repr_html_(self) -> str:
+        """A compact summary for Jupyter: labels changed, method, the top confusions and where the report is."""
+        report = self.report
+        facts = [
+            ("label", report.get("label")),
+            ("changed", f"{self.changed:,} of {report['rows']:,} labels ({100 * report['changed_fraction']:.2f}%)"),
+            ("method", f"{report.get('method')} (checker {report.get('checker')}, seed {report.get('seed')})"),
+            ("iterations", report.get("iterations")),
+            ("engine", report.get("engine")),
+            ("report", str(self.html_path)),
+        ]
+        confusions = report.get("top_confusions", [])
+        rows = ((c["given"], c["suggested"], c["count"]) for c in confusions)
+        top = _html.table(("given", "suggested", "rows"), rows, total=len(confusions), limit=10, noun="pairs")
+        return _html.summary(f"CLEAN {report.get('subject')} → {self.snapshot.ref}", facts,
+                             _html.section("top confusions", top) if confusions else "")
 
 
 def clean(

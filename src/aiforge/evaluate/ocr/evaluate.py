@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from aiforge import _html
 from aiforge._validation import Options, validate_params
 from aiforge.errors import InvalidInput
 from aiforge.evaluate.ocr._text import Normalization
@@ -44,6 +45,21 @@ class OCREvaluation:
         if self.cascade is not None:
             out["cascade"] = self.cascade.to_dict()
         return out
+
+    def _repr_html_(self) -> str:
+        """A compact summary for Jupyter: precision, recall and H-mean of each metric computed."""
+        scores: list[tuple[str, float, float, float]] = []
+        if self.popeval is not None:
+            scores.append(("PopEval", self.popeval.precision, self.popeval.recall, self.popeval.hmean))
+        if self.cascade is not None:
+            for name, s in (("detection (IoU)", self.cascade.detection), ("WEM", self.cascade.wem),
+                            ("1-NED", self.cascade.ned)):
+                scores.append((name, s.precision, s.recall, s.hmean))
+        missing = self.missing_predictions
+        facts = [("images", self.n_images),
+                 ("missing predictions", f"{len(missing):,}" + (f": {_html.listing(missing, 5)}" if missing else ""))]
+        table = _html.table(("metric", "precision", "recall", "H-mean"), scores)
+        return _html.summary(f"OCR evaluation of {self.n_images:,} images", facts, table)
 
 
 def evaluate_dirs(gt_dir: str | Path, pred_dir: str | Path, *, metric: Metric = "popeval", fmt: Format = "auto",

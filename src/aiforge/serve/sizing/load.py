@@ -21,6 +21,7 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from aiforge import _html
 from aiforge._progress import Progress
 from aiforge._progress import progress as progress_bar
 from aiforge._validation import Hidden, Interval, validate_params
@@ -101,6 +102,18 @@ class LoadTestResult:
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-able dict (with ``error_rate``)."""
         return {**asdict(self), "error_rate": self.error_rate}
+
+    def _repr_html_(self) -> str:
+        """A compact summary for Jupyter: the facts of :meth:`table`."""
+        load = f"concurrency {self.concurrency}" if self.mode == "closed" else f"rate {self.rate:g}/s"
+        facts: list[tuple[str, object]] = [("requests", self.requests), ("ok", self.ok)]
+        facts += [(f"errors: {kind}", self.errors[kind]) for kind in ERROR_KINDS if kind in self.errors]
+        facts += [("error rate", f"{100 * self.error_rate:.2f}%"), ("duration", f"{self.duration_s:.2f} s"),
+                  ("throughput", f"{self.throughput_rps:,.1f} req/s")]
+        for name in ("p50", "p90", "p99", "max", "mean"):
+            value = self.latency_ms.get(name)
+            facts.append((f"latency {name}", None if value is None else f"{value:.2f} ms"))
+        return _html.summary(f"{self.method} {self.url} ({self.mode} loop, {load})", facts)
 
     def table(self) -> Table:
         """A rich table of the result, for a terminal."""

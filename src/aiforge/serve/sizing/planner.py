@@ -17,6 +17,7 @@ from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiforge import _html
 from aiforge._progress import progress as progress_bar
 from aiforge._validation import Interval, validate_params
 from aiforge.errors import InvalidInput, WorkspaceError
@@ -98,6 +99,21 @@ class CapacityPlan:
     def to_dict(self) -> dict[str, Any]:
         """The plan as a JSON-able dict."""
         return asdict(self)
+
+    def _repr_html_(self) -> str:
+        """A compact summary for Jupyter: the recommendation, then one row per step (sorted by offered rate)."""
+        if self.replicas is None:
+            facts: list[tuple[str, object]] = [("plan", f"SLO cannot be met: {self.reason}")]
+        else:
+            facts = [("replicas", self.replicas), ("CPUs", f"{self.cpus:g} ({self.cpus_per_replica:g} per replica)"),
+                     ("max per replica", f"{self.max_qps_per_replica:,.1f} req/s (limited by {self.limited_by})")]
+        facts += [("target", f"{self.target_qps:,g} req/s at {100 * self.headroom:.0f}% headroom")]
+        steps = sorted(self.points, key=lambda p: p.offered_rps)
+        rows = ((f"{p.offered_rps:,.1f}", f"{p.achieved_rps:,.1f}", _ms(p.p50), _ms(p.p99),
+                 f"{100 * p.error_rate:.2f}%", p.verdict) for p in steps)
+        table = _html.table(("offered req/s", "achieved req/s", "p50 ms", "p99 ms", "errors", "verdict"), rows,
+                            total=len(steps), noun="steps")
+        return _html.summary(f"Capacity of {self.url} (SLO p99 <= {self.slo_p99_ms:g} ms)", facts, table)
 
     def table(self) -> Table:
         """A rich table: one row per step (sorted by offered rate), the recommendation as the caption."""
