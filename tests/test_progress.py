@@ -160,3 +160,12 @@ def test_without_a_total_the_bar_counts() -> None:
     assert calls[-1][0]["text/plain"] == "capacity 2.5 (1.0 s)" and "width:0.0%" in calls[-1][0]["text/html"]
     bar.close()
     assert calls[-1][0]["text/plain"] == "capacity 2.5 (1.0 s, done)" and "width:100.0%" in calls[-1][0]["text/html"]
+
+
+def test_without_a_total_or_a_count_the_bar_shows_the_time() -> None:
+    calls: list[tuple[dict[str, str], str, bool]] = []
+    clock = _Clock()
+    bar = _NotebookBar("clean: pico", None, "", show=lambda *call: calls.append(call), clock=clock)
+    clock.now += 0.25
+    bar.close()
+    assert [c[0]["text/plain"] for c in calls] == ["clean: pico (0.0 s)", "clean: pico (0.2 s, done)"]

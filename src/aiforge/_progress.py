@@ -122,12 +122,14 @@ class _NotebookBar:
 
     def _bundle(self, finished: str = "") -> dict[str, str]:
         elapsed = self._clock() - self._started
-        done, total = _amount(self._done), _amount(self._total) if self._total is not None else None
-        count = f"{done}/{total}" if total is not None else done
-        if self._unit:
+        if self._total is not None:
+            count = f"{_amount(self._done)}/{_amount(self._total)}"
+        else:  # no total: a count once there is one, else only the time
+            count = _amount(self._done) if self._done else ""
+        if count and self._unit:
             count += f" {self._unit}"
         when = f"{elapsed:.1f} s" + (f", {finished}" if finished else "")
-        text = f"{self._description} {count} ({when})"
+        text = f"{self._description} {count} ({when})" if count else f"{self._description} ({when})"
         fraction = min(1.0, self._done / self._total) if self._total else (1.0 if finished == "done" else 0.0)
         track = "display:inline-block;width:180px;height:8px;border-radius:4px;background:#8883;overflow:hidden"
         fill = f"display:block;height:100%;width:{100 * fraction:.1f}%;background:#3b82f6"
