@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -57,6 +58,23 @@ PG_EXPECTED: dict[str, tuple[str, object] | str] = {
 }
 
 
+def _dumps_as_expected(url: str, table: str, column: str, expected: Any, workspace, nothing_written) -> None:
+    """``expected`` is ``(arrow type, first value)`` for a column that dumps, or the error it must give."""
+    query = f"SELECT {column} FROM {table} ORDER BY k"
+    if isinstance(expected, str):
+        with pytest.raises(QueryError, match=expected) as info:
+            dump(url, query=query, name="t", workspace=workspace)
+        assert info.value.query == query
+        nothing_written(workspace)
+        return
+    snap = dump(url, query=query, name="t", workspace=workspace)
+    arrow_type, value = expected
+    assert snap.manifest["schema"] == [{"name": column, "type": arrow_type}]
+    assert snap.to_arrow().column(column).to_pylist() == [value, None]
+    # what the manifest says is what the Parquet file holds
+    assert str(pq.read_schema(snap.path / "data/part-00000.parquet").field(column).type) == arrow_type
+
+
 def test_every_postgres_type_is_covered() -> None:
     assert set(PG_EXPECTED) == set(PG_TYPES)
 
@@ -64,20 +82,7 @@ def test_every_postgres_type_is_covered() -> None:
 @pytest.mark.postgres
 @pytest.mark.parametrize("column", list(PG_TYPES))
 def test_postgres_type(workspace, pg_types_table, nothing_written, column: str) -> None:
-    query = f"SELECT {column} FROM {pg_types_table} ORDER BY k"
-    expected = PG_EXPECTED[column]
-    if isinstance(expected, str):
-        with pytest.raises(QueryError, match=expected) as info:
-            dump(PG_URL, query=query, name="t", workspace=workspace)
-        assert info.value.query == query
-        nothing_written(workspace)
-        return
-    snap = dump(PG_URL, query=query, name="t", workspace=workspace)
-    arrow_type, value = expected
-    assert snap.manifest["schema"] == [{"name": column, "type": arrow_type}]
-    assert snap.to_arrow().column(column).to_pylist() == [value, None]
-    # what the manifest says is what the Parquet file holds
-    assert str(pq.read_schema(snap.path / "data/part-00000.parquet").field(column).type) == arrow_type
+    _dumps_as_expected(PG_URL, pg_types_table, column, PG_EXPECTED[column], workspace, nothing_written)
 
 
 @pytest.mark.postgres
@@ -174,15 +179,4 @@ def test_every_mysql_type_is_covered() -> None:
 @pytest.mark.mysql
 @pytest.mark.parametrize("column", list(MYSQL_TYPES))
 def test_mysql_type(workspace, mysql_types_table, nothing_written, column: str) -> None:
-    query = f"SELECT {column} FROM {mysql_types_table} ORDER BY k"
-    expected = MYSQL_EXPECTED[column]
-    if isinstance(expected, str):
-        with pytest.raises(QueryError, match=expected) as info:
-            dump(MYSQL_URL, query=query, name="t", workspace=workspace)
-        assert info.value.query == query
-        nothing_written(workspace)
-        return
-    snap = dump(MYSQL_URL, query=query, name="t", workspace=workspace)
-    arrow_type, value = expected
-    assert snap.manifest["schema"] == [{"name": column, "type": arrow_type}]
-    assert snap.to_arrow().column(column).to_pylist() == [value, None]
+    _dumps_as_expected(MYSQL_URL, mysql_types_table, column, MYSQL_EXPECTED[column], workspace, nothing_written)

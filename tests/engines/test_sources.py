@@ -128,3 +128,8 @@ def test_an_unreadable_url_is_an_error_that_shows_no_password(source: str) -> No
     with pytest.raises(InvalidInput) as info:
         parse_source(source)
     assert "s3cret" not in str(info.value) and "(unreadable URL)" in str(info.value)
+
+
+def test_a_tilde_naming_no_user_is_an_unknown_source_not_a_runtime_error() -> None:
+    with pytest.raises(UnknownSource, match=r"^no Parquet/CSV file matches '~aiforge-no-such-user/x\.parquet'"):
+        parse_source("~aiforge-no-such-user/x.parquet")

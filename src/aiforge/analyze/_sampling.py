@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from aiforge.engines.sources import parse_files, redact
+from aiforge.engines.sources import expand_user, parse_files, redact
 from aiforge.errors import EmptyResult, InvalidInput, SourceError
 
 __all__ = ["Source", "clustering_warnings", "draw_sample", "exact_figures", "open_source"]
@@ -51,7 +51,7 @@ class Source:
 def _looks_like_files(data: str) -> bool:
     """A string names files (not a snapshot) when it exists on disk or has a path separator, glob or file suffix."""
     return (
-        Path(data).expanduser().exists()
+        expand_user(data).exists()
         or any(ch in data for ch in "/\\*?[")
         or Path(data).suffix.lower() in (".parquet", ".pq", ".parq", ".csv", ".tsv", ".txt", ".gz", ".json")
     )

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 from aiforge.errors import InvalidInput, UnknownSource
 
-__all__ = ["SCHEMES", "Source", "parse_files", "parse_source", "redact"]
+__all__ = ["SCHEMES", "Source", "expand_user", "parse_files", "parse_source", "redact"]
 
 SourceKind = Literal["postgresql", "mysql", "sqlite", "duckdb", "files", "spark"]
 
@@ -169,6 +169,14 @@ def parse_source(source: str | os.PathLike[str]) -> Source:
     return Source(kind, text, redact(text))
 
 
+def expand_user(text: str) -> Path:
+    """``Path(text).expanduser()``, or the path as written when ``~user`` names nobody (instead of RuntimeError)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
+
+
 def parse_files(text: str, *, hint: str = "") -> Source:
     """Resolve a Parquet/CSV path, folder or glob into a ``files`` :class:`Source` (sorted, absolute paths).
 
@@ -186,7 +194,7 @@ def parse_files(text: str, *, hint: str = "") -> Source:
     ...
     aiforge.errors.UnknownSource: no Parquet/CSV file matches '/no/such/*.parquet'; give an existing file, ...
     """
-    path = Path(text).expanduser()
+    path = expand_user(text)
     if path.is_dir():
         found = [str(p) for p in sorted(path.rglob("*")) if p.is_file() and _format_of(p.name)]
     elif glob.has_magic(text):
