@@ -180,6 +180,8 @@ def _check_dump_and_analyze(path: Path, home: Path) -> None:
     result = _answers_cleanly(aiforge.dump, str(path), name="x", workspace=workspace)
     if isinstance(result, AiforgeError):
         assert workspace.list_snapshots() == [], f"a failed DUMP wrote a snapshot: {result}"
+        left = [p for p in workspace.snapshots_dir.rglob("*") if p.is_file()]  # rglob of a missing folder: none
+        assert left == [], f"a failed DUMP left files behind: {left}"
     _answers_cleanly(aiforge.analyze, str(path), workspace=workspace)
 
 
@@ -198,6 +200,7 @@ KNOWN_DEFECTS: dict[str, tuple[type[Exception], str]] = {
 }
 
 
+@pytest.mark.timeout(60)  # never a hang: each odd file answers in seconds
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(raises=KNOWN_DEFECTS[name][0], strict=True,
                                                reason=KNOWN_DEFECTS[name][1]))
