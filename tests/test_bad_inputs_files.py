@@ -192,12 +192,7 @@ def _check_dump_and_analyze(path: Path, home: Path) -> None:
 # - ANALYZE's histogram (aiforge.analyze._stats._histogram) passes numpy a range it cannot split: a constant above
 #   2**52, where low - 0.5 == low, or a range wider than the largest float (-1e308..1e308): numpy's ValueError
 #   "Too many bins for data range" escapes.
-KNOWN_DEFECTS: dict[str, tuple[type[Exception], str]] = {
-    "null_typed_parquet": (pa.ArrowNotImplementedError, "writer.dictionary_columns on a null-typed column"),
-    "constant_above_2_52": (ValueError, "analyze histogram of a constant above 2**52"),
-    "huge_integers": (ValueError, "analyze histogram of a constant above 2**52 (-9223372036854775809)"),
-    "range_overflows_float": (ValueError, "analyze histogram of a range wider than the largest float"),
-}
+KNOWN_DEFECTS: dict[str, tuple[type[Exception], str]] = {}  # none left: each one found was fixed
 
 
 @pytest.mark.timeout(60)  # never a hang: each odd file answers in seconds

@@ -255,9 +255,15 @@ def _qnames() -> list[str]:
 def _histogram(finite: np.ndarray, datetime_type: pa.DataType | None, exact: bool) -> dict[str, Any]:
     low, high = float(finite.min()), float(finite.max())
     bins = 1 if low == high else HISTOGRAM_BINS
-    counts, edges = np.histogram(
-        finite, bins=bins, range=(low, high) if low < high else (low - 0.5, high + 0.5)
-    )
+    scale = 1.0 if np.isfinite(high - low) else 2.0  # -1e308..1e308: a range wider than the largest float
+    try:
+        counts, edges = np.histogram(
+            finite / scale, bins=bins,
+            range=(low / scale, high / scale) if low < high else (low - 0.5, high + 0.5),
+        )
+        edges = edges * scale
+    except ValueError:  # values so large that the bins cannot be told apart (a constant above 2**52, say)
+        counts, edges = np.array([finite.size]), np.array([low, high])
     labels: list[Any] = _ticks_to_iso(edges, datetime_type) if datetime_type is not None else edges.tolist()
     return figure(
         {"edges": labels, "counts": counts.tolist()}, exact, basis="all rows" if exact else "sample"

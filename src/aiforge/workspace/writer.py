@@ -140,6 +140,9 @@ class PartWriter:
                 sink.close()
 
 
+_NOT_WORTH_A_DICTIONARY = (pa.types.is_nested, pa.types.is_boolean, pa.types.is_floating, pa.types.is_null)
+
+
 def dictionary_columns(table: pa.Table, max_ratio: float = 0.3) -> list[str]:
     """The columns worth dictionary-encoding: few distinct values in ``table`` (a sample of the data).
 
@@ -154,7 +157,7 @@ def dictionary_columns(table: pa.Table, max_ratio: float = 0.3) -> list[str]:
     chosen = []
     for name, column in zip(table.column_names, table.columns, strict=True):
         kind = column.type
-        if pa.types.is_nested(kind) or pa.types.is_boolean(kind) or pa.types.is_floating(kind):
+        if any(check(kind) for check in _NOT_WORTH_A_DICTIONARY):
             continue
         if pa.compute.count_distinct(column).as_py() <= max_ratio * max(1, len(column)):
             chosen.append(name)
