@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +32,42 @@ def test_a_process_of_another_user_is_alive_and_a_missing_one_is_not(error: type
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(catalog.os, "kill", kill)
         assert catalog._alive(12345) is alive
+
+
+def _write_locked(ws: catalog.Workspace) -> bool:
+    probe = sqlite3.connect(ws.home / "catalog.sqlite", timeout=0, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        probe.close()
+    return False
+
+
+def test_commit_and_sweep_hold_the_catalog_write_lock(tmp_path: Path) -> None:
+    ws = catalog.Workspace(tmp_path)
+    seen: list[bool] = []
+    write_json = catalog._write_json
+    rmtree = catalog.shutil.rmtree
+
+    def spy_write_json(path: Path, payload: object) -> None:
+        seen.append(_write_locked(ws))
+        write_json(path, payload)
+
+    def spy_rmtree(path: Path, ignore_errors: bool = False) -> None:
+        seen.append(_write_locked(ws))
+        rmtree(path, ignore_errors=ignore_errors)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(catalog, "_write_json", spy_write_json)
+        with ws.staging("test") as staged:
+            ws.commit_snapshot("t", staged, {"rows": 0, "bytes": 0, "created": "now"})
+    orphan = ws.snapshots_dir / "t" / "v9"
+    orphan.mkdir(parents=True)
+    (orphan / ".commit-999999999").touch()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(catalog.shutil, "rmtree", spy_rmtree)
+        assert orphan in ws.sweep()
+    assert seen == [True, True]
+    assert not _write_locked(ws)
