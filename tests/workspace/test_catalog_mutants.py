@@ -71,3 +71,12 @@ def test_commit_and_sweep_hold_the_catalog_write_lock(tmp_path: Path) -> None:
         assert orphan in ws.sweep()
     assert seen == [True, True]
     assert not _write_locked(ws)
+
+
+def test_sweep_removes_staging_entries_whose_name_has_no_pid(tmp_path: Path) -> None:
+    ws = catalog.Workspace(tmp_path)
+    ws.tmp_dir.mkdir(parents=True, exist_ok=True)
+    foreign = [ws.tmp_dir / "junk", ws.tmp_dir / "kind-notapid-x"]
+    for path in foreign:
+        path.mkdir()
+    assert sorted(ws.sweep()) == sorted(foreign)
