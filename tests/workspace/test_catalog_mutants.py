@@ -80,3 +80,10 @@ def test_sweep_removes_staging_entries_whose_name_has_no_pid(tmp_path: Path) -> 
     for path in foreign:
         path.mkdir()
     assert sorted(ws.sweep()) == sorted(foreign)
+
+
+def test_a_stray_file_in_staging_does_not_stop_the_sweep(tmp_path: Path) -> None:
+    ws = catalog.Workspace(tmp_path)
+    ws.tmp_dir.mkdir(parents=True, exist_ok=True)
+    (ws.tmp_dir / "stray").write_text("x")
+    assert ws.sweep() == [ws.tmp_dir / "stray"]
