@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from aiforge.errors import WorkspaceError
 from aiforge.workspace import catalog
 
 
@@ -87,3 +88,21 @@ def test_a_stray_file_in_staging_does_not_stop_the_sweep(tmp_path: Path) -> None
     ws.tmp_dir.mkdir(parents=True, exist_ok=True)
     (ws.tmp_dir / "stray").write_text("x")
     assert ws.sweep() == [ws.tmp_dir / "stray"]
+
+
+def test_sweep_reads_a_pid_only_from_three_part_names_and_removes_an_own_pid_orphan(tmp_path: Path) -> None:
+    ws = catalog.Workspace(tmp_path)
+    ws.tmp_dir.mkdir(parents=True, exist_ok=True)
+    two_parts = ws.tmp_dir / f"kind-{os.getpid()}"
+    two_parts.mkdir()
+    orphan = ws.snapshots_dir / "t" / "v3"
+    orphan.mkdir(parents=True)
+    (orphan / f".commit-{os.getpid()}").touch()  # this process holds the lock, so its own marker is an orphan
+    assert ws.sweep() == [two_parts, orphan]
+
+
+def test_a_failed_commit_names_the_snapshot_and_workspace(tmp_path: Path) -> None:
+    ws = catalog.Workspace(tmp_path)
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(WorkspaceError, match=r"^cannot store snapshot t@v1 in "):
+        ws.commit_snapshot("t", tmp_path / "a-file", {"rows": 0, "bytes": 0, "created": "now"})
