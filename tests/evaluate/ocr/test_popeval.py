@@ -173,8 +173,16 @@ boxes = st.lists(st.builds(lambda x, y, w, h, t: rect(x, x + w, t, y, y + h), st
                            st.integers(0, 20), st.integers(0, 20), texts), max_size=8)
 
 
+# separate boxes with an area, as a real ground truth has: where boxes overlap (or have no area), the greedy
+# popping of the authors' popEval.py can take a character from a neighbour first, so GT against itself may score
+# below 1 there (the reference does the same; found when this test drew piled-up boxes)
+separate_boxes = st.lists(st.tuples(st.integers(1, 20), st.integers(1, 20), texts), max_size=8).map(
+    lambda specs: [rect(25 * i, 25 * i + w, t, 0, h) for i, (w, h, t) in enumerate(specs)]
+)
+
+
 @settings(max_examples=60, deadline=None)
-@given(boxes)
+@given(separate_boxes)
 def test_ground_truth_against_itself_scores_one(gt: list[Box]) -> None:
     r = popeval(gt, gt)
     assert (r.precision, r.recall, r.hmean) == (1.0, 1.0, 1.0)
