@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,17 @@ __all__ = ["DEFAULT_TOP_K", "apply", "check_types", "learn"]
 
 DEFAULT_TOP_K = 10
 Tokenizer = Callable[[list[str]], list[list[str]]]
+
+
+class TransformLike(Protocol):
+    """What the BATCH plan needs of a :class:`~aiforge.batch.transform.Transform`. A Protocol, so the plan does not
+    import the Transform that calls it to fit itself (no import cycle)."""
+
+    def feature_items(self) -> list[FeatureItem]: ...
+
+    def prepare(self, batch: pa.RecordBatch | pa.Table, tokenizer: Tokenizer | None = None) -> pa.RecordBatch: ...
+
+    def transform(self, data: Any, tokenizer: Tokenizer | None = None) -> np.ndarray: ...
 
 
 def _sorted_keys(pairs: Iterable[Sequence[Any]]) -> list[tuple[str, int]]:

@@ -11,19 +11,16 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from aiforge.batch import _encoders as enc
-from aiforge.batch._feature_ops import DEFAULT_TOP_K, Tokenizer
+from aiforge.batch._feature_ops import DEFAULT_TOP_K, Tokenizer, TransformLike
 from aiforge.batch.spec import BatchSpec, DropRule
 from aiforge.errors import InvalidInput
-
-if TYPE_CHECKING:  # a Transform calls duckdb_statistics to fit itself; the plan only takes one
-    from aiforge.batch.transform import Transform
 
 __all__ = [
     "Runner",
@@ -166,7 +163,9 @@ def kept_query(spec: BatchSpec, conditions: Sequence[str | None], source: str, e
 # -- statistics ----------------------------------------------------------------------------------------------
 
 
-def prepare_train(batch: pa.RecordBatch, transform: Transform, tokenizer: Tokenizer, spec: BatchSpec) -> pa.RecordBatch:
+def prepare_train(
+    batch: pa.RecordBatch, transform: TransformLike, tokenizer: Tokenizer, spec: BatchSpec
+) -> pa.RecordBatch:
     """The train rows of ``batch`` as :meth:`Transform.prepare` columns, plus ``__label`` as text."""
     codes = _codes(batch, spec)
     train = batch.filter(pa.array(codes == 0))
@@ -211,7 +210,7 @@ def ranks_needed(probabilities: Sequence[float], count: int) -> set[int]:
 
 
 def collect_statistics(
-    run: Run, transform: Transform, table: str, engine: str, label: bool, quantiles: Quantiles | None = None
+    run: Run, transform: TransformLike, table: str, engine: str, label: bool, quantiles: Quantiles | None = None
 ) -> dict[str, Any]:
     """Run the statistics queries over the prepared table and gather what :meth:`Transform.fit_statistics` needs.
 
@@ -219,7 +218,7 @@ def collect_statistics(
     ``quantiles(column, probabilities, count)``, when given, computes bucket edges instead of the SQL
     aggregate (Spark's exact ``percentile`` keeps every distinct value in memory, which does not scale).
     """
-    items = transform._items()
+    items = transform.feature_items()
     selects = ["COUNT(*)"] + (["COUNT(DISTINCT __label)", "MIN(__label)"] if label else [])
     numeric_slots: dict[str, int] = {}
     for i, item in enumerate(items):
@@ -273,7 +272,7 @@ def _float(value: Any) -> float | None:
 
 
 def duckdb_statistics(
-    transform: Transform, prepared: Iterable[pa.RecordBatch] | pa.RecordBatchReader, label: bool | None
+    transform: TransformLike, prepared: Iterable[pa.RecordBatch] | pa.RecordBatchReader, label: bool | None
 ) -> dict[str, Any]:
     """:func:`collect_statistics` with DuckDB over prepared batches (an in-memory table, spilling if needed)."""
     from aiforge.engines.local import connect_duckdb
@@ -307,7 +306,7 @@ def output_schema(types: Mapping[str, pa.DataType], spec: BatchSpec, width: int,
 
 
 def output_batch(
-    batch: pa.RecordBatch, transform: Transform, tokenizer: Tokenizer, spec: BatchSpec, schema: pa.Schema
+    batch: pa.RecordBatch, transform: TransformLike, tokenizer: Tokenizer, spec: BatchSpec, schema: pa.Schema
 ) -> pa.RecordBatch:
     """The feature rows of ``batch`` in ``schema`` (from :func:`output_schema`)."""
     features = transform.transform(batch, tokenizer)

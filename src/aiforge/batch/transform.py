@@ -22,12 +22,12 @@ import numpy as np
 import pyarrow as pa
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from aiforge._validation import ParamValidationMixin
 from aiforge._version import __version__
 from aiforge.batch import _encoders as enc
 from aiforge.batch._feature_ops import Tokenizer, apply, check_types, learn
 from aiforge.batch.spec import FeatureItem, NlpOptions
 from aiforge.errors import ColumnNotFound, InvalidInput, NotFittedError
+from aiforge.validation import ParamValidationMixin
 
 __all__ = ["FORMAT_VERSION", "Transform"]
 
@@ -73,7 +73,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
     [1.0, 0.0, 1.0]
     """
 
-    # the entries themselves are checked by the spec's pydantic models (with their own messages), in _items()
+    # the entries themselves are checked by the spec's pydantic models (with their own messages), in feature_items()
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "features": [list, tuple],
         "nlp": [NlpOptions, Mapping, None],
@@ -96,7 +96,8 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
 
     # -- parameters ----------------------------------------------------------------------------------------------
 
-    def _items(self) -> list[FeatureItem]:
+    def feature_items(self) -> list[FeatureItem]:
+        """The ``features`` parameter as validated spec items, in order (what the BATCH plan and serving read)."""
         # validated once per `features` object: serving calls this on every record
         validated = self.__dict__.get("_validated")
         if validated is not None and validated[0] is self.features:
@@ -117,7 +118,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
     @property
     def columns(self) -> list[str]:
         """The input columns the features read."""
-        return list(dict.fromkeys(item.body.column for item in self._items()))
+        return list(dict.fromkeys(item.body.column for item in self.feature_items()))
 
     # -- fitting -------------------------------------------------------------------------------------------------
 
@@ -129,7 +130,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
         columns (:mod:`aiforge.batch._plan`) and hand the results to :meth:`fit_statistics`.
         """
         columns: dict[str, pa.Array] = {}
-        for i, item in enumerate(self._items()):
+        for i, item in enumerate(self.feature_items()):
             column = _column(batch, item.body.column)
             if item.numeric is not None:
                 values = enc.numeric_values(column, item.numeric.clip, item.numeric.log1p)
@@ -174,7 +175,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
         if not batches:
             raise InvalidInput("cannot fit a Transform on no data; pass at least one row")
         schema = batches[0].schema
-        check_types(self._items(), {f.name: f.type for f in schema})
+        check_types(self.feature_items(), {f.name: f.type for f in schema})
         prepared = [self.prepare(b) for b in batches]
         stats = duckdb_statistics(self, prepared, label=None)
         return self.fit_statistics(stats, {f.name: str(f.type) for f in schema})
@@ -196,7 +197,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
             ``self``.
         """
         self._validate_params()
-        items = self._items()
+        items = self.feature_items()
         missing = [c for c in self.columns if c not in input_types]
         if missing:
             raise ColumnNotFound(f"column {missing[0]!r} not found; available columns: {', '.join(input_types)}")
@@ -272,7 +273,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
         n = data.num_rows if isinstance(data, pa.Table | pa.RecordBatch) else len(next(iter(data.values())))
         out = np.empty((n, len(self.feature_names_)), dtype=np.float32)
         at = 0
-        for item, learned in zip(self._items(), self.state_, strict=True):
+        for item, learned in zip(self.feature_items(), self.state_, strict=True):
             column = _column(data, item.body.column)
             block = apply(item, learned, column, n, tokenizer or self.tokenizer())
             out[:, at : at + block.shape[1]] = block  # float64 -> float32 once, in place
@@ -327,7 +328,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
             columns: frozenset[str] = cached[2]
             return columns
         numeric = {c for c, kind in self.input_types_.items() if _is_number_type(_arrow_type(kind))}
-        other = {item.body.column for item in self._items() if item.numeric is None}
+        other = {item.body.column for item in self.feature_items() if item.numeric is None}
         columns = frozenset(numeric - other)
         self._numeric_only = (self.features, self.input_types_, columns)
         return columns
@@ -342,7 +343,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
             "format": "aiforge.transform",
             "version": FORMAT_VERSION,
             "aiforge_version": __version__,
-            "features": [f.model_dump(mode="json", exclude_none=True) for f in self._items()],
+            "features": [f.model_dump(mode="json", exclude_none=True) for f in self.feature_items()],
             "nlp": nlp.model_dump(mode="json") if nlp else None,
             "input_types": self.input_types_,
             "feature_names": self.feature_names_,

@@ -235,7 +235,7 @@ class TransformHandler(Handler):
             source = Path(source)  # a path, never a snapshot ref, so a missing file says so
         transform = source if isinstance(source, Transform) else Transform.load(source, workspace=self.workspace)
         # text features may call the NLP API or load Kiwi: keep that off the event loop
-        self.blocking = any(item.kind == "text" for item in transform._items())
+        self.blocking = any(item.kind == "text" for item in transform.feature_items())
         self.transform_ = transform
 
     def bind(self, metadata: Mapping[str, Any]) -> None:
