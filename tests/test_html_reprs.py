@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 import aiforge
-from aiforge import _html
+from aiforge import reprs
 from aiforge.batch import FeatureSnapshot
 from aiforge.evaluate.ocr import evaluate_dirs
 from aiforge.serve.sizing.load import LoadTestResult
@@ -110,7 +110,7 @@ def test_snapshot_summary_is_bounded_for_10000_columns(tmp_path: Path) -> None:
     assert summary.facts["rows"] == "1,000,000,000" and summary.facts["columns"] == "10,000"
     assert summary.facts["bytes"] == "5.0 TiB" and summary.facts["engine"] == "spark (spark://head:7077)"
     source = summary.facts["source"]
-    assert len(source) == _html.MAX_CELL and source.startswith("s3://bucket/kk") and "…" in source
+    assert len(source) == reprs.MAX_CELL and source.startswith("s3://bucket/kk") and "…" in source
     columns = summary.tables[1]
     assert len(columns) == 1 + 20 + 1  # header, the first 20 columns, the line that counts the rest
     assert columns[1][0] == "q" * 59 + "…" + "q" * 60 and columns[2] == ["c0", "double"]
@@ -182,7 +182,7 @@ def test_clean_result_shows_changes_method_confusions_and_report(workspace: Work
         "method": "split (checker knn, seed 0)",
         "iterations": str(report["iterations"]),
         "engine": "local",
-        "report": _Summary(f'<table><tr><td>{_html.cell(str(result.html_path))}</td></tr></table>').tables[0][0][0],
+        "report": _Summary(f'<table><tr><td>{reprs.cell(str(result.html_path))}</td></tr></table>').tables[0][0][0],
     }
     assert summary.facts["report"].endswith("report.html")
     confusions = [[str(c["given"]), str(c["suggested"]), str(c["count"])] for c in report["top_confusions"]]

@@ -128,3 +128,15 @@ def test_stage_contract_names_are_pinned() -> None:
     ]
     for name in stages.__all__:
         assert hasattr(stages, name), name
+
+
+def test_shared_kit_modules_are_public_and_pinned() -> None:
+    # modules every stage imports are public by name, so no stage reaches into a private module of another package
+    from aiforge import reprs, validation
+
+    assert sorted(reprs.__all__) == ["MAX_CELL", "MAX_ROWS", "cell", "human_bytes", "listing", "section", "summary",
+                                     "table"]
+    assert sorted(validation.__all__) == sorted([
+        "DEPRECATED", "RANDOM_STATE", "Constraint", "HasMethods", "Hidden", "InstanceOf", "Interval", "Options",
+        "ParamValidationMixin", "make_constraint", "renamed_param", "validate_params",
+    ])

@@ -74,7 +74,7 @@ class InvalidInput(AiforgeError, ValueError):
 
 
 class InvalidParameter(InvalidInput):
-    """An argument is outside what its declared constraint accepts (``aiforge._validation``): the caller's mistake
+    """An argument is outside what its declared constraint accepts (``aiforge.validation``): the caller's mistake
     in how a function or command was called, so the CLI exits with 2, as for any usage error."""
 
 

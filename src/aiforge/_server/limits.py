@@ -5,8 +5,8 @@ from __future__ import annotations
 from numbers import Integral
 from types import TracebackType
 
-from aiforge._validation import Interval, validate_params
 from aiforge.errors import Overloaded
+from aiforge.validation import Interval, validate_params
 
 __all__ = ["InFlightLimit"]
 

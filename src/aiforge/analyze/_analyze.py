@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aiforge._progress import progress as progress_bar
-from aiforge._validation import Interval, validate_params
 from aiforge._version import __version__
 from aiforge.analyze import _issues, _leaks, _sampling, _stats, _values
 from aiforge.errors import ColumnNotFound, InvalidInput, WorkspaceError
+from aiforge.validation import Interval, validate_params
 from aiforge.workspace import write_output
 from aiforge.workspace.files import STDOUT
 

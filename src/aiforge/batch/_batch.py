@@ -24,8 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from aiforge import _html
-from aiforge._validation import Interval, validate_params
+from aiforge import reprs
 from aiforge.batch import _plan as plan
 from aiforge.batch._encoders import SPLITS
 from aiforge.batch._feature_ops import check_types
@@ -33,6 +32,7 @@ from aiforge.batch.spec import BatchSpec, load_spec
 from aiforge.batch.transform import FORMAT_VERSION, Transform
 from aiforge.engines import Engine, LocalEngine, SparkEngine, resolve_engine
 from aiforge.errors import ColumnNotFound, EmptyResult, InvalidInput
+from aiforge.validation import Interval, validate_params
 from aiforge.workspace import Snapshot, Workspace, check_name
 from aiforge.workspace.writer import data_manifest
 
@@ -75,13 +75,13 @@ class FeatureSnapshot(Snapshot):
             *self._html_facts(),
             ("rows in", self.manifest.get("rows_in")),
             ("label", self.manifest.get("label")),
-            ("features", f"{self.manifest['n_features']:,}: {_html.listing(self.feature_names, limit=10)}"),
+            ("features", f"{self.manifest['n_features']:,}: {reprs.listing(self.feature_names, limit=10)}"),
             ("splits", " · ".join(f"{name} {rows:,}" for name, rows in splits.items())),
             ("dropped", sum(drop["rows"] for drop in self.dropped)),
         ]
-        drops = _html.table(("drop rule", "rows"), ((d["rule"], d["rows"]) for d in self.dropped),
+        drops = reprs.table(("drop rule", "rows"), ((d["rule"], d["rows"]) for d in self.dropped),
                             total=len(self.dropped), noun="rules")
-        return _html.summary(f"Feature snapshot {self.ref}", facts, drops if self.dropped else "",
+        return reprs.summary(f"Feature snapshot {self.ref}", facts, drops if self.dropped else "",
                              self._html_columns())
 
     def transform(self) -> Transform:

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from aiforge._validation import ParamValidationMixin, renamed_param
 from aiforge.clean._engine import seed_of
 from aiforge.errors import NotFittedError
+from aiforge.validation import ParamValidationMixin, renamed_param
 
 __all__ = ["LabelCleaner"]
 

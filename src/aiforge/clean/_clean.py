@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from aiforge import _html
+from aiforge import reprs
 from aiforge._progress import progress as progress_bar
-from aiforge._validation import RANDOM_STATE, validate_params
 from aiforge.clean._report import render_html, summarise
 from aiforge.clean.checkers import make_checker
 from aiforge.clean.pico import PICO
 from aiforge.clean.vote import MultiSplitVote, SplitTrainCheck
 from aiforge.engines import Engine, resolve_engine
 from aiforge.errors import ColumnNotFound, InvalidInput, WorkspaceError
+from aiforge.validation import RANDOM_STATE, validate_params
 from aiforge.workspace import Snapshot, Workspace, check_name, write_atomic
 from aiforge.workspace.writer import PartWriter, data_manifest
 
@@ -62,9 +62,9 @@ class CleanResult:
         ]
         confusions = report.get("top_confusions", [])
         rows = ((c["given"], c["suggested"], c["count"]) for c in confusions)
-        top = _html.table(("given", "suggested", "rows"), rows, total=len(confusions), limit=10, noun="pairs")
-        return _html.summary(f"CLEAN {report.get('subject')} → {self.snapshot.ref}", facts,
-                             _html.section("top confusions", top) if confusions else "")
+        top = reprs.table(("given", "suggested", "rows"), rows, total=len(confusions), limit=10, noun="pairs")
+        return reprs.summary(f"CLEAN {report.get('subject')} → {self.snapshot.ref}", facts,
+                             reprs.section("top confusions", top) if confusions else "")
 
 
 def clean(

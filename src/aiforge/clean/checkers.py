@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiforge._validation import DEPRECATED, RANDOM_STATE, HasMethods, Hidden, Options, renamed_param, validate_params
 from aiforge.errors import InvalidInput
+from aiforge.validation import DEPRECATED, RANDOM_STATE, HasMethods, Hidden, Options, renamed_param, validate_params
 
 __all__ = ["CHECKERS", "check_input", "make_checker"]
 
@@ -86,7 +86,7 @@ CHECKERS: dict[str, Callable[[int | None], Any]] = {
 DEFAULT_CHECKER = "knn"
 #: The constraints of a ``checker`` parameter: a name from :data:`CHECKERS`, a classifier, or None (the default).
 CHECKER: tuple[Any, ...] = (str, HasMethods("fit", "predict_proba"), None)
-#: ``random_state`` and its old name ``seed``, which holds :data:`~aiforge._validation.DEPRECATED` unless given.
+#: ``random_state`` and its old name ``seed``, which holds :data:`~aiforge.validation.DEPRECATED` unless given.
 SEEDS: dict[str, list[Any]] = {"random_state": [*RANDOM_STATE], "seed": [*RANDOM_STATE, Hidden(Options(DEPRECATED))]}
 _CONSTRAINTS = {"checker": [*CHECKER], **SEEDS}
 

@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aiforge._validation import DEPRECATED, Hidden, Interval, Options, renamed_param
 from aiforge.clean import _engine
 from aiforge.clean._base import LabelCleaner
 from aiforge.clean.checkers import CHECKER, SEEDS, check_input, make_checker
 from aiforge.engines import Engine, resolve_engine
+from aiforge.validation import DEPRECATED, Hidden, Interval, Options, renamed_param
 
 __all__ = ["PICO", "bayes_posterior", "combine_likelihoods", "estimate_transition", "hmm_prior", "initial_transition"]
 

@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aiforge._validation import DEPRECATED, Interval
 from aiforge.clean import _engine
 from aiforge.clean._base import LabelCleaner
 from aiforge.clean.checkers import CHECKER, SEEDS, check_input, make_checker
 from aiforge.engines import LocalEngine
+from aiforge.validation import DEPRECATED, Interval
 
 __all__ = ["MultiSplitVote", "SplitTrainCheck"]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from aiforge._validation import Interval, validate_params
 from aiforge.errors import InvalidInput, ServiceError
 from aiforge.nlp._proxy import rate_per_second
 from aiforge.nlp._tokenize import check_texts
+from aiforge.validation import Interval, validate_params
 
 __all__ = ["ClientStats", "NlpClient", "NlpClientConfig", "TokenBucket", "tokenize_partition"]
 

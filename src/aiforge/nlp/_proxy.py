@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiforge._validation import Interval, validate_params
 from aiforge.errors import InvalidInput, ServiceError
+from aiforge.validation import Interval, validate_params
 
 __all__ = ["NginxProxy", "find_nginx", "parse_rate", "run_proxy", "write_nginx_config"]
 

@@ -29,9 +29,9 @@ from aiforge._server import (
     serve,
     too_large_parts,
 )
-from aiforge._validation import Interval, validate_params
 from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
 from aiforge.nlp._tokenize import Analyzer, get_analyzer
+from aiforge.validation import Interval, validate_params
 
 __all__ = ["NlpServer", "TokenizeRequest", "TokenizeResponse", "create_nlp_app", "serve_nlp"]
 

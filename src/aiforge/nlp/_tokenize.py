@@ -162,7 +162,7 @@ def check_texts(texts: Sequence[str]) -> None:
     """Refuse one string where a list of them is wanted, and any item that is not a string.
 
     A plain check, not a declared constraint: "a sequence, but not a string" is more than the constraint objects
-    of :mod:`aiforge._validation` say, and each item is named by its index.
+    of :mod:`aiforge.validation` say, and each item is named by its index.
     """
     if isinstance(texts, str):
         raise InvalidInput("texts must be a list of strings; got one string (wrap it in a list: [text])")

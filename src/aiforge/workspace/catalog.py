@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiforge import _html
+from aiforge import reprs
 from aiforge.errors import InvalidInput, SnapshotNotFound, WorkspaceError
 
 __all__ = ["Snapshot", "Workspace", "check_name", "parse_ref", "write_atomic"]
@@ -136,7 +136,7 @@ class Snapshot:
 
     def _repr_html_(self) -> str:
         """A compact summary for Jupyter: the facts of :meth:`summary` and the first columns with their types."""
-        return _html.summary(f"Snapshot {self.ref}", self._html_facts(), self._html_columns())
+        return reprs.summary(f"Snapshot {self.ref}", self._html_facts(), self._html_columns())
 
     def _html_facts(self) -> list[tuple[str, object]]:
         schema = self.manifest.get("schema", [])
@@ -146,7 +146,7 @@ class Snapshot:
         return [
             ("rows", self.rows),
             ("columns", len(schema)),
-            ("bytes", _html.human_bytes(self.manifest.get("bytes"))),
+            ("bytes", reprs.human_bytes(self.manifest.get("bytes"))),
             ("source", self.manifest.get("source")),
             ("created", self.created),
             ("engine", where),
@@ -155,7 +155,7 @@ class Snapshot:
     def _html_columns(self) -> str:
         schema = self.manifest.get("schema", [])
         rows = ((column["name"], column.get("type")) for column in schema)
-        return _html.table(("column", "type"), rows, total=len(schema), noun="columns")
+        return reprs.table(("column", "type"), rows, total=len(schema), noun="columns")
 
 
 class Workspace:

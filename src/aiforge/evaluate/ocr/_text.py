@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Literal
 
-from aiforge._validation import Options
+from aiforge.validation import Options
 
 # The composed forms only: a decomposed form (NFD, NFKD) splits a Hangul syllable or an accented letter into
 # several characters, so PopEval would count jamo and combining marks instead of the characters a reader sees.

@@ -19,12 +19,12 @@ from typing import Any, ClassVar
 import numpy as np
 import shapely
 
-from aiforge._validation import Interval, validate_params
 from aiforge.errors import InvalidInput
 from aiforge.evaluate.ocr._geometry import outside_dont_care
 from aiforge.evaluate.ocr._pairing import score_images
 from aiforge.evaluate.ocr._text import TEXT_OPTIONS, Normalization, edit_distance, normalize_text
 from aiforge.evaluate.ocr.formats import Box, polygons
+from aiforge.validation import Interval, validate_params
 
 __all__ = ["Cascade", "CascadeCounts", "CascadeResult", "CascadeScores", "cascade"]
 

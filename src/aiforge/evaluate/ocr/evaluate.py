@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from aiforge import _html
-from aiforge._validation import Options, validate_params
+from aiforge import reprs
 from aiforge.errors import InvalidInput
 from aiforge.evaluate.ocr._text import Normalization
 from aiforge.evaluate.ocr.cascade import Cascade, CascadeResult, cascade
 from aiforge.evaluate.ocr.formats import FORMATS, Format, read_dir
 from aiforge.evaluate.ocr.popeval import Mode, PopEval, PopEvalResult, Ties, popeval
+from aiforge.validation import Options, validate_params
 
 __all__ = ["OCREvaluation", "evaluate_dirs"]
 
@@ -57,9 +57,9 @@ class OCREvaluation:
                 scores.append((name, s.precision, s.recall, s.hmean))
         missing = self.missing_predictions
         facts = [("images", self.n_images),
-                 ("missing predictions", f"{len(missing):,}" + (f": {_html.listing(missing, 5)}" if missing else ""))]
-        table = _html.table(("metric", "precision", "recall", "H-mean"), scores)
-        return _html.summary(f"OCR evaluation of {self.n_images:,} images", facts, table)
+                 ("missing predictions", f"{len(missing):,}" + (f": {reprs.listing(missing, 5)}" if missing else ""))]
+        table = reprs.table(("metric", "precision", "recall", "H-mean"), scores)
+        return reprs.summary(f"OCR evaluation of {self.n_images:,} images", facts, table)
 
 
 def evaluate_dirs(gt_dir: str | Path, pred_dir: str | Path, *, metric: Metric = "popeval", fmt: Format = "auto",

@@ -17,12 +17,12 @@ from typing import Any, ClassVar, Literal
 
 import shapely
 
-from aiforge._validation import Options, validate_params
 from aiforge.errors import InvalidInput
 from aiforge.evaluate.ocr._geometry import outside_dont_care
 from aiforge.evaluate.ocr._pairing import score_images
 from aiforge.evaluate.ocr._text import TEXT_OPTIONS, Normalization, normalize_text, pop_multiset, pop_ordered
 from aiforge.evaluate.ocr.formats import Box, polygons
+from aiforge.validation import Options, validate_params
 
 __all__ = ["ImageCounts", "PopEval", "PopEvalResult", "popeval"]
 

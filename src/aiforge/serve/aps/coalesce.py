@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from aiforge._validation import Interval, validate_params
 from aiforge.serve.aps.base import Predictor
 from aiforge.serve.protocol import InferRequest, InferResponse, Tensor
+from aiforge.validation import Interval, validate_params
 
 __all__ = ["CoalescingPredictor"]
 

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from numbers import Real
 from typing import TYPE_CHECKING, Any
 
-from aiforge._validation import Interval, validate_params
 from aiforge.errors import AiforgeError, InvalidInput, ModelNotFound, Overloaded, ServiceError, error_for_status
 from aiforge.serve.aps.base import Predictor
 from aiforge.serve.aps.coalesce import CoalescingPredictor
@@ -29,6 +28,7 @@ from aiforge.serve.protocol import (
     request_to_grpc,
     response_from_grpc,
 )
+from aiforge.validation import Interval, validate_params
 
 if TYPE_CHECKING:
     from aiforge.serve.inference.engine import InferenceEngine

@@ -50,13 +50,13 @@ from aiforge._server import (
     send_json,
     serve,
 )
-from aiforge._validation import Interval, validate_params
 from aiforge._version import __version__
 from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
 from aiforge.serve.aps.base import Predictor
 from aiforge.serve.aps.handler import Context, Handler, load_handler
 from aiforge.serve.aps.predictor import predictor_from_url
 from aiforge.serve.protocol import InferRequest, Tensor
+from aiforge.validation import Interval, validate_params
 
 __all__ = ["create_aps_app", "run_aps_server"]
 

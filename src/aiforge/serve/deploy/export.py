@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from aiforge._validation import HasMethods, Interval, validate_params
 from aiforge.errors import InvalidInput, NotFittedError
+from aiforge.validation import HasMethods, Interval, validate_params
 from aiforge.workspace.models import ModelStore
 
 __all__ = ["add_model", "export_sklearn", "export_torch"]

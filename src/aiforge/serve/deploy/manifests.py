@@ -39,10 +39,10 @@ from typing import Any
 
 import yaml
 
-from aiforge._validation import Options, validate_params
 from aiforge.errors import InvalidInput
 from aiforge.serve.deploy.settings import ServeSettings
 from aiforge.serve.deploy.stack import aps_args, inference_args
+from aiforge.validation import Options, validate_params
 from aiforge.workspace import write_output
 
 __all__ = ["MODEL_DIR", "dns_name", "k8s_manifests", "kserve_manifest", "write_manifests"]

@@ -21,11 +21,11 @@ from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiforge import _html
+from aiforge import reprs
 from aiforge._progress import Progress
 from aiforge._progress import progress as progress_bar
-from aiforge._validation import Hidden, Interval, validate_params
 from aiforge.errors import InvalidInput
+from aiforge.validation import Hidden, Interval, validate_params
 
 if TYPE_CHECKING:
     import aiohttp
@@ -113,7 +113,7 @@ class LoadTestResult:
         for name in ("p50", "p90", "p99", "max", "mean"):
             value = self.latency_ms.get(name)
             facts.append((f"latency {name}", None if value is None else f"{value:.2f} ms"))
-        return _html.summary(f"{self.method} {self.url} ({self.mode} loop, {load})", facts)
+        return reprs.summary(f"{self.method} {self.url} ({self.mode} loop, {load})", facts)
 
     def table(self) -> Table:
         """A rich table of the result, for a terminal."""

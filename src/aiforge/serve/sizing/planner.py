@@ -17,11 +17,11 @@ from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiforge import _html
+from aiforge import reprs
 from aiforge._progress import progress as progress_bar
-from aiforge._validation import Interval, validate_params
 from aiforge.errors import InvalidInput, WorkspaceError
 from aiforge.serve.sizing.load import LoadTestResult, Payload, loadtest
+from aiforge.validation import Interval, validate_params
 from aiforge.workspace import write_output
 
 if TYPE_CHECKING:
@@ -111,9 +111,9 @@ class CapacityPlan:
         steps = sorted(self.points, key=lambda p: p.offered_rps)
         rows = ((f"{p.offered_rps:,.1f}", f"{p.achieved_rps:,.1f}", _ms(p.p50), _ms(p.p99),
                  f"{100 * p.error_rate:.2f}%", p.verdict) for p in steps)
-        table = _html.table(("offered req/s", "achieved req/s", "p50 ms", "p99 ms", "errors", "verdict"), rows,
+        table = reprs.table(("offered req/s", "achieved req/s", "p50 ms", "p99 ms", "errors", "verdict"), rows,
                             total=len(steps), noun="steps")
-        return _html.summary(f"Capacity of {self.url} (SLO p99 <= {self.slo_p99_ms:g} ms)", facts, table)
+        return reprs.summary(f"Capacity of {self.url} (SLO p99 <= {self.slo_p99_ms:g} ms)", facts, table)
 
     def table(self) -> Table:
         """A rich table: one row per step (sorted by offered rate), the recommendation as the caption."""

@@ -32,7 +32,7 @@ A constraint is one of:
 - :class:`HasMethods`: an object with the named methods (a scikit-learn classifier, say);
 - :class:`Hidden` of any of these: accepted but not offered in messages (a sentinel such as ``"deprecated"``).
 
-scikit-learn's ``sklearn/utils/_param_validation.py`` is the model; this is a much smaller version that raises
+scikit-learn's ``sklearn/utils/_paramvalidation.py`` is the model; this is a much smaller version that raises
 :class:`~aiforge.errors.InvalidParameter` (an :class:`~aiforge.errors.InvalidInput`) with the house message
 ``"<name> must be <what>; got <value>"``.
 """
