@@ -18,6 +18,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from _corpus import answers_cleanly
 from aiforge import stages
 from aiforge.batch.spec import load_spec
 from aiforge.engines.sources import expand_user, parse_source
@@ -37,13 +38,6 @@ json_values = st.recursive(
 )
 
 
-def _answers_cleanly(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call and return the result; an AiforgeError is an answer too. Any other exception fails the test."""
-    try:
-        return call(*args, **kwargs)
-    except AiforgeError as exc:
-        assert str(exc).strip(), f"{type(exc).__name__} with an empty message"
-        return exc
 
 
 # -- source URLs and snapshot references --------------------------------------------------------------------------
@@ -63,13 +57,13 @@ url_like = st.one_of(
 def test_source_urls(source: str) -> None:
     # an existing folder is a valid SOURCE that is read recursively: '/' or '~' would scan the whole disk
     assume(not expand_user(source.strip()).is_dir())
-    _answers_cleanly(parse_source, source)
+    answers_cleanly(parse_source, source)
 
 
 @SETTINGS
 @given(st.text(max_size=30))
 def test_snapshot_references(ref: str) -> None:
-    _answers_cleanly(parse_ref, ref)
+    answers_cleanly(parse_ref, ref)
 
 
 # -- YAML specs and stage specs -------------------------------------------------------------------------------------
@@ -79,7 +73,7 @@ def test_snapshot_references(ref: str) -> None:
 @given(json_values)
 def test_batch_specs_as_mappings(document: Any) -> None:
     if isinstance(document, dict):
-        _answers_cleanly(load_spec, document)
+        answers_cleanly(load_spec, document)
 
 
 @settings(max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -87,7 +81,7 @@ def test_batch_specs_as_mappings(document: Any) -> None:
 def test_batch_spec_files_with_any_text(tmp_path: Path, text: str) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text(text, encoding="utf-8")
-    _answers_cleanly(load_spec, path)
+    answers_cleanly(load_spec, path)
 
 
 @settings(max_examples=100, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -95,7 +89,7 @@ def test_batch_spec_files_with_any_text(tmp_path: Path, text: str) -> None:
 def test_batch_spec_files_with_any_yaml_document(tmp_path: Path, document: Any) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    _answers_cleanly(load_spec, path)
+    answers_cleanly(load_spec, path)
 
 
 @pytest.mark.parametrize("name", stages.names())
@@ -106,7 +100,7 @@ def test_stage_specs(name: str, document: dict[str, Any]) -> None:
     fields = list(stage.spec.model_fields)
     # half the keys are the stage's own, so values reach the field validators, not only the unknown-key check
     document = {fields[i % len(fields)] if i % 2 else key: value for i, (key, value) in enumerate(document.items())}
-    _answers_cleanly(stage.parse, document)
+    answers_cleanly(stage.parse, document)
 
 
 # -- OCR files --------------------------------------------------------------------------------------------------------
@@ -126,7 +120,7 @@ ocr_line = st.one_of(
 @SETTINGS
 @given(ocr_line, st.sampled_from(["auto", "reference", "ic13", "ic15", "polygon"]))
 def test_ocr_lines(line: str, fmt: str) -> None:
-    box = _answers_cleanly(parse_line, line, fmt=fmt)  # type: ignore[arg-type]
+    box = answers_cleanly(parse_line, line, fmt=fmt)  # type: ignore[arg-type]
     if box is not None and not isinstance(box, AiforgeError):
         assert all(np.isfinite(v) for point in box.points for v in point), (line, box)
 
@@ -136,7 +130,7 @@ def test_ocr_lines(line: str, fmt: str) -> None:
 def test_ocr_files_with_any_bytes(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "img_1.txt"
     path.write_bytes(data)
-    _answers_cleanly(read_boxes, path)
+    answers_cleanly(read_boxes, path)
 
 
 # -- Open Inference Protocol bodies -------------------------------------------------------------------------------
@@ -162,16 +156,16 @@ oip_body = st.one_of(
 @SETTINGS
 @given(oip_body)
 def test_inference_request_bodies(body: Any) -> None:
-    _answers_cleanly(request_from_json, json.dumps(body).encode())
+    answers_cleanly(request_from_json, json.dumps(body).encode())
 
 
 @SETTINGS
 @given(st.binary(max_size=200))
 def test_inference_request_bytes(body: bytes) -> None:
-    _answers_cleanly(request_from_json, body)
+    answers_cleanly(request_from_json, body)
 
 
 @SETTINGS
 @given(oip_body)
 def test_inference_response_bodies(body: Any) -> None:
-    _answers_cleanly(response_from_json, json.dumps(body).encode())
+    answers_cleanly(response_from_json, json.dumps(body).encode())

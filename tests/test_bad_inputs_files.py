@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aiforge
+from _corpus import answers_cleanly
 from aiforge.batch import Transform
 from aiforge.errors import AiforgeError
 from aiforge.serve.aps.handler import Context, Handler, TransformHandler
@@ -33,13 +34,6 @@ HANDLER_EXAMPLES = 300
 FILE_EXAMPLES = 60
 
 
-def _answers_cleanly(call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call and return the result; an AiforgeError is an answer too. Any other exception fails the test."""
-    try:
-        return call(*args, **kwargs)
-    except AiforgeError as exc:
-        assert str(exc).strip(), f"{type(exc).__name__} with an empty message"
-        return exc
 
 
 # -- APS handler payloads -------------------------------------------------------------------------------------------
@@ -87,7 +81,7 @@ def test_default_handler_payloads(payload: Any, bound: bool) -> None:
     handler = Handler()
     if bound:
         handler.bind(METADATA)
-    result = _answers_cleanly(handler.preprocess, payload, Context("r", "m"))
+    result = answers_cleanly(handler.preprocess, payload, Context("r", "m"))
     assert isinstance(result, AiforgeError) or _is_request(result), result
 
 
@@ -105,7 +99,7 @@ _TRANSFORM = Transform(features=[
 def test_transform_handler_payloads(payload: Any) -> None:
     handler = TransformHandler(_TRANSFORM, input_name="X")
     handler.load()
-    result = _answers_cleanly(handler.preprocess, payload, Context("r", "m"))
+    result = answers_cleanly(handler.preprocess, payload, Context("r", "m"))
     if not isinstance(result, AiforgeError):
         assert result["X"].dtype == np.float32 and result["X"].ndim == 2, result
 
@@ -177,12 +171,12 @@ ODD_FILES: dict[str, tuple[str, bytes]] = {
 
 def _check_dump_and_analyze(path: Path, home: Path) -> None:
     workspace = Workspace(home)
-    result = _answers_cleanly(aiforge.dump, str(path), name="x", workspace=workspace)
+    result = answers_cleanly(aiforge.dump, str(path), name="x", workspace=workspace)
     if isinstance(result, AiforgeError):
         assert workspace.list_snapshots() == [], f"a failed DUMP wrote a snapshot: {result}"
         left = [p for p in workspace.snapshots_dir.rglob("*") if p.is_file()]  # rglob of a missing folder: none
         assert left == [], f"a failed DUMP left files behind: {left}"
-    _answers_cleanly(aiforge.analyze, str(path), workspace=workspace)
+    answers_cleanly(aiforge.analyze, str(path), workspace=workspace)
 
 
 # Known defects whose fix is in a file outside this change (strict: an xfail that passes says the fix landed):
