@@ -284,7 +284,7 @@ def test_transform_handler_errors(transform_path: Path, tmp_path: Path) -> None:
         handler.preprocess([], ctx())
     with pytest.raises(InvalidInput, match=r"the body must be a JSON record .* got str"):
         handler.preprocess("age=3", ctx())
-    with pytest.raises(InvalidInput, match="a record must be a JSON object"):
+    with pytest.raises(InvalidInput, match="record 1 of the body must be a JSON object; got int"):
         handler.preprocess([RECORDS[0], 3], ctx())
     with pytest.raises(InvalidInput, match="record value 'old' for 'age' is not a int64"):
         handler.preprocess({"age": "old", "income": 1.0, "city": "Seoul"}, ctx())
@@ -296,3 +296,34 @@ def test_transform_handler_errors(transform_path: Path, tmp_path: Path) -> None:
         TransformHandler().load()
     with pytest.raises(InvalidInput, match="cannot read transform artifact"):
         TransformHandler(tmp_path / "missing.json").load()
+
+
+def _guide_block(marker: str) -> str:
+    """The fenced Python block of docs/guide.md that contains ``marker``, exactly as a user copies it."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "guide.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1, f"expected one Python block with {marker!r} in docs/guide.md, found {len(found)}"
+    return found[0]
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["one record", "a list of records"])
+def test_the_guides_digits_handler_takes_one_record_or_a_list(transform_path: Path, many: bool) -> None:
+    namespace: dict[str, object] = {}
+    exec(compile(_guide_block("class Digits(TransformHandler)"), "docs/guide.md", "exec"), namespace)
+    digits = namespace["Digits"]
+    assert isinstance(digits, type)
+    handler = digits()
+    handler.source = transform_path  # the guide's ref names a snapshot this test has not made; the file is the same
+    handler.load()
+    records = [dict(r, customer_id=f"c{i}") for i, r in enumerate(RECORDS[:2])]
+    payload = records if many else records[0]
+    context = ctx()
+    inputs = handler.preprocess(payload, context)
+    rows = len(records) if many else 1
+    assert inputs["input"].shape == (rows, 5)
+    probabilities = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]], dtype=np.float32)[:rows]
+    response = InferResponse([Tensor("label", np.array([1, 0])[:rows]), Tensor("probabilities", probabilities)])
+    out = handler.postprocess(response, context)
+    assert out == {"digit": [1, 0][:rows], "confidence": pytest.approx([0.7, 0.6][:rows]),
+                   "customers": ["c0", "c1"][:rows]}

@@ -247,15 +247,39 @@ class TransformHandler(Handler):
             log.warning("model input %r takes %s features per row but the transform makes %d (%s)",
                         self.input_name, shape[1], len(transform.feature_names_), self.source)
 
+    @staticmethod
+    def records(payload: Any) -> list[dict[str, Any]]:
+        """The body as a list of records: one record ``{...}`` becomes ``[{...}]``, a list stays as it is.
+
+        Use it in a subclass's ``preprocess``/``postprocess`` to read business fields from either form.
+
+        Raises
+        ------
+        InvalidInput
+            The body is neither a JSON object nor a non-empty list of objects (answered with HTTP 400).
+
+        Examples
+        --------
+        >>> TransformHandler.records({"age": 31})
+        [{'age': 31}]
+        >>> TransformHandler.records([{"age": 31}, {"age": 40}])
+        [{'age': 31}, {'age': 40}]
+        """
+        records = [payload] if isinstance(payload, dict) else payload
+        if not isinstance(records, list) or not records:
+            got = "an empty list" if isinstance(records, list) else type(payload).__name__
+            raise InvalidInput(f"the body must be a JSON record (an object) or a non-empty list of records; got {got}")
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise InvalidInput(f"record {index} of the body must be a JSON object; got {type(record).__name__}")
+        return records
+
     def features(self, payload: Any) -> np.ndarray:
         """The feature matrix ``(N, D)`` float32 of one record (N = 1) or a list of records."""
         transform = getattr(self, "transform_", None)
         if transform is None:
             raise InvalidInput(f"{type(self).__name__}.load() has not run; call it before preprocess")
-        records = [payload] if isinstance(payload, dict) else payload
-        if not isinstance(records, list) or not records:
-            got = "an empty list" if isinstance(records, list) else type(payload).__name__
-            raise InvalidInput(f"the body must be a JSON record (an object) or a non-empty list of records; got {got}")
+        records = self.records(payload)
         try:
             if len(records) > 1:
                 table = _records_table(records, transform.input_types_)
