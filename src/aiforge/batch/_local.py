@@ -54,7 +54,7 @@ class LocalRunner:
         spec, transform, types, con = self.spec, self.transform, self.types, self.con
         type_names = {name: str(kind) for name, kind in types.items()}
         conditions = plan.drop_conditions(spec, type_names, "local")
-        plan.check_predicates(lambda sql: con.execute(sql).fetchall(), spec, conditions, "source")
+        plan.check_predicates(lambda sql: con.execute(sql).fetchall(), spec, conditions, "source", type_names)
         try:
             row = con.execute(plan.count_query(conditions, "source")).fetchall()[0]
         except duckdb.Error as exc:

@@ -8,6 +8,7 @@ functions below, so both engines give the same rows.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,9 @@ __all__ = [
     "kept_query",
     "output_batch",
     "output_schema",
+    "predicate_error",
     "prepare_train",
+    "text_compared_with_numbers",
 ]
 
 Run = Callable[[str], list[tuple[Any, ...]]]
@@ -63,8 +66,13 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
-def check_predicates(run: Run, spec: BatchSpec, conditions: list[str | None], source: str) -> None:
-    """Evaluate each ``where`` rule on no rows, so a bad one is reported with its position in ``drop``."""
+def check_predicates(
+    run: Run, spec: BatchSpec, conditions: list[str | None], source: str, types: Mapping[str, str] | None = None
+) -> None:
+    """Evaluate each ``where`` rule on no rows, so a bad one is reported with its position in ``drop``.
+
+    ``types`` (column -> Arrow type name) lets the error name a text column the rule compares, and the cast.
+    """
     for i, (rule, condition) in enumerate(zip(spec.drop, conditions, strict=True)):
         if rule.where is None or condition is None:
             continue
@@ -72,10 +80,62 @@ def check_predicates(run: Run, spec: BatchSpec, conditions: list[str | None], so
             run(f"SELECT COUNT(*) FROM (SELECT * FROM {source} LIMIT 0) x WHERE {condition}")
         except Exception as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InvalidInput(
-                f"drop[{i}].where: cannot evaluate {rule.where!r} on the snapshot: {message}; write a SQL "
-                "predicate over the snapshot's columns, for example 'amount < 0'"
-            ) from exc
+            raise predicate_error(i, rule.where, message, types or {}) from exc
+
+
+_TEXT_TYPES = ("string", "large_string", "string_view", "utf8", "large_utf8")
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_COMPARE = r"(?:<=|>=|<>|!=|=|<|>)"
+
+
+def text_compared_with_numbers(where: str, types: Mapping[str, str]) -> list[str]:
+    """The text (string) columns that a SQL predicate compares with a number literal (``amount < 0``,
+    ``0 > "amount"``, ``amount BETWEEN 1 AND 5``), in the order of ``types``.
+
+    Examples
+    --------
+    >>> types = {"amount": "string", "country": "string", "n": "int64"}
+    >>> text_compared_with_numbers("amount < 0 AND country = 'KR' AND n > 1", types)
+    ['amount']
+    """
+    bare = re.sub(r"'(?:[^']|'')*'", "''", where)  # a name inside a string literal is no column
+    found = []
+    for name, kind in types.items():
+        if kind not in _TEXT_TYPES:
+            continue
+        ref = rf'(?:(?<![\w."`]){re.escape(name)}(?![\w"`])|"{re.escape(name)}"|`{re.escape(name)}`)'
+        if re.search(
+            rf"{ref}\s*(?:{_COMPARE}\s*{_NUMBER}|(?:NOT\s+)?BETWEEN\s+{_NUMBER})|{_NUMBER}\s*{_COMPARE}\s*{ref}",
+            bare,
+            re.I,
+        ):
+            found.append(name)
+    return found
+
+
+def predicate_error(index: int, where: str, message: str, types: Mapping[str, str]) -> InvalidInput:
+    """Why ``drop[index].where`` cannot run, and the fix. A text column compared with a number (numbers stored as
+    text, as a PostgreSQL ``numeric`` dumped before DUMP kept it a number) is named with a cast that works on both
+    engines; otherwise the message lists the snapshot's columns and types, never the failing rule as an example."""
+    texts = text_compared_with_numbers(where, types)
+    if texts:
+        cast = re.sub(r"'(?:[^']|'')*'|[\w\"`]+", lambda m: _cast_name(m[0], texts), where)
+        names = ", ".join(repr(n) for n in texts)
+        return InvalidInput(
+            f"drop[{index}].where: cannot evaluate {where!r} on the snapshot: {message}; column {names} "
+            f"{'holds' if len(texts) == 1 else 'hold'} text (type string), not numbers: cast it in the rule, for "
+            f"example {cast!r}, or dump it again as a number"
+        )
+    columns = ", ".join(f"{name} ({kind})" for name, kind in types.items()) or "see 'aiforge snapshots show'"
+    return InvalidInput(
+        f"drop[{index}].where: cannot evaluate {where!r} on the snapshot: {message}; write a SQL predicate over the "
+        f"snapshot's columns: {columns}"
+    )
+
+
+def _cast_name(token: str, names: list[str]) -> str:
+    bare = token.strip('"`')
+    return f"CAST({token} AS DOUBLE)" if not token.startswith("'") and bare in names else token
 
 
 def quote(name: str, engine: str) -> str:
