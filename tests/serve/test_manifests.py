@@ -24,7 +24,7 @@ def repo(tmp_path: Path) -> Path:
     for version in ("1", "2"):
         (root / "Churn_Model" / version).mkdir(parents=True)
         (root / "Churn_Model" / version / "model.onnx").write_bytes(b"onnx")
-    (root / "handler.py").write_text("class Churn: ...\n")
+    (root / "handler.py").write_text("from aiforge.serve import Handler\n\nclass Churn(Handler): ...\n")
     return root
 
 
@@ -321,8 +321,12 @@ def test_cli_serve_export(tmp_path: Path, repo: Path) -> None:
                                  "--model-repo", str(repo), "--replicas", "2", "--cpus", "0.5", "--memory", "2Gi",
                                  "--image", "reg/aiforge:9", "--token-env", "CHURN_TOKEN"])
     assert result.exit_code == 0, result.output
-    assert result.output == (f"wrote {out / 'churn-model-k8s.yaml'}\nwrote {out / 'churn-model-kserve.yaml'}\n"
-                             f"apply with: kubectl apply -f {out}\n")
+    assert result.output == (
+        "note: no --handler: the APS pods run the default handler ({\"instances\": rows}); if 'serve up' ran with "
+        "--handler, pass the same one here\n"
+        f"wrote {out / 'churn-model-k8s.yaml'}\nwrote {out / 'churn-model-kserve.yaml'}\n"
+        f"apply with: kubectl apply -f {out}\n"
+    )
     settings = ServeSettings(model_repo=repo, model="Churn_Model", replicas=2, cpus=0.5, memory="2Gi",
                              image="reg/aiforge:9", token_env="CHURN_TOKEN")
     assert list(yaml.safe_load_all((out / "churn-model-k8s.yaml").read_text())) == k8s_manifests(settings)

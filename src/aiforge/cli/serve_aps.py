@@ -51,18 +51,28 @@ def aps(
         bool, typer.Option("--reuse-port", help="Share --port with other APS processes (SO_REUSEPORT replicas).")
     ] = False,
     metrics_public: MetricsPublicOption = True,
+    transform: Annotated[
+        str | None,
+        typer.Option("--transform", help="For a TransformHandler: read the BATCH transform here (a transform.json "
+                     "path or a snapshot ref) instead of the handler's own source. Exported deployments use it to "
+                     "ship transform.json beside the handler."),
+    ] = None,
 ) -> None:
     """Run the APS server: HANDLER's pre/post-processing in front of an ONNX model, JSON in, JSON out.
 
     Example: aiforge serve aps handler.py:Churn --predictor grpc://127.0.0.1:8081 --model churn
     """
     from aiforge._server import READY_PREFIX
+    from aiforge.serve.aps.handler import load_handler
     from aiforge.serve.aps.server import run_aps_server
     from aiforge.serve.deploy.settings import token_from_env
 
     token = token_from_env(token_env)
     typer.echo(f"APS for model {model!r} ({handler}) on http://{host}:{port}/predict -> {predictor}", err=True)
-    run_aps_server(handler, predictor, model=model, version=version, host=host, port=port, timeout_s=timeout_s,
+    # with --transform, the handler is loaded here to read its transform from there
+    target = load_handler(handler, transform=transform) if transform is not None else handler
+    run_aps_server(target, predictor, model=model, version=version, host=host, port=port, timeout_s=timeout_s,
                    max_in_flight=max_in_flight, token=token, batching=not no_batching, coalesce=not no_coalesce,
                    reuse_port=reuse_port, metrics_public=metrics_public,
                    on_started=lambda: typer.echo(f"{READY_PREFIX}APS on http://{host}:{port}/predict", err=True))
+

@@ -172,8 +172,10 @@ def serve_export(
 ) -> None:
     """Write Kubernetes manifests (--k8s) or a KServe InferenceService (--kserve) that serve MODEL on a cluster.
 
-    The same settings as 'aiforge serve up'. A bearer token (--token-env NAME) is read from the Secret
-    <model>-token, key 'token', which you create; the token is never written.
+    The same settings as 'aiforge serve up'. The handler file (unless it is inside the model repository) and the
+    BATCH transform a TransformHandler reads are shipped in a ConfigMap mounted in the APS pods; the file's header
+    lists what the deployment carries and what the image must hold. A bearer token (--token-env NAME) is read from
+    the Secret <model>-token, key 'token', which you create; the token is never written.
 
     Example: aiforge serve export churn --k8s --out deploy --replicas 3 --cpus 2 --memory 2Gi --image reg/aiforge:1
     """
@@ -187,6 +189,9 @@ def serve_export(
         max_batch_size=max_batch_size, max_queue_delay_ms=max_queue_delay_ms, token_env=token_env,
         metrics_public=metrics_public,
     )
+    if settings.handler is None:
+        typer.echo("note: no --handler: the APS pods run the default handler ({\"instances\": rows}); if "
+                   "'serve up' ran with --handler, pass the same one here", err=True)
     kinds = [kind for kind, wanted in (("k8s", k8s), ("kserve", kserve)) if wanted]
     for kind in kinds:
         for path in write_manifests(settings, out, kind=kind):

@@ -311,7 +311,7 @@ def _records_table(records: list[Any], input_types: Mapping[str, str]) -> Any:
 # -------------------------------------------------------------------------------------------------- load_handler
 
 
-def load_handler(spec: str | None) -> Handler:
+def load_handler(spec: str | None, *, transform: Any = None) -> Handler:
     """The handler a spec names, instantiated (``load()`` is not called yet).
 
     Parameters
@@ -321,6 +321,9 @@ def load_handler(spec: str | None) -> Handler:
         an importable module. ``"path/file.py:Class"``: a class in a Python file. ``"path/file.py"``: the one
         Handler subclass the file defines. ``"transform:REF"``: a :class:`TransformHandler` over a BATCH transform
         artifact (a path or a snapshot ref).
+    transform : str, Path or Transform, optional
+        For a :class:`TransformHandler`: the transform artifact to read instead of the handler's own ``source``
+        (``aiforge serve aps --transform``; exported deployments ship ``transform.json`` beside the handler).
 
     Returns
     -------
@@ -330,7 +333,8 @@ def load_handler(spec: str | None) -> Handler:
     ------
     InvalidInput
         The file or module cannot be found or imported, the class does not exist or is not a handler, or a file
-        without ``:Class`` defines no Handler subclass or more than one.
+        without ``:Class`` defines no Handler subclass or more than one; ``transform`` is given for a handler that is
+        not a TransformHandler.
 
     Examples
     --------
@@ -339,6 +343,16 @@ def load_handler(spec: str | None) -> Handler:
     >>> type(load_handler("transform:orders_features@v1")).__name__
     'TransformHandler'
     """
+    handler = _handler_of(spec)
+    if transform is not None:
+        if not isinstance(handler, TransformHandler):
+            raise InvalidInput(f"--transform is for a TransformHandler; {spec} is a {type(handler).__name__}, which "
+                               "reads no transform")
+        handler.source = transform
+    return handler
+
+
+def _handler_of(spec: str | None) -> Handler:
     if spec is None or spec.strip() in ("", "default"):
         return Handler()
     spec = spec.strip()

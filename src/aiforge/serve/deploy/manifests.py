@@ -13,7 +13,12 @@
 The model repository. With ``model_pvc`` set, that PersistentVolumeClaim is mounted read-only at ``/mnt/models`` in
 both servers. Without it no volume is mounted and the image must hold the repository at ``/mnt/models``
 (``COPY models /mnt/models``): an ``emptyDir`` placeholder would start servers with no model, which fail their probes
-rather than serve. A handler file inside the local repository is passed as the same file under ``/mnt/models``.
+rather than serve.
+
+The handler. A handler file inside the local repository is passed as the same file under ``/mnt/models``; a handler
+file elsewhere and the BATCH transform a TransformHandler reads are shipped in the ConfigMap ``<name>-aps-files``,
+mounted at ``/mnt/aiforge`` in the APS pods (:mod:`aiforge.serve.deploy.bundle`). The file's header lists what the
+deployment carries and what the image must hold.
 
 The bearer token. With ``token_env`` set, both servers read that variable from the Secret ``<name>-token`` (key
 ``token``), which these manifests reference but do not contain: create it with
@@ -40,6 +45,7 @@ from typing import Any
 import yaml
 
 from aiforge.errors import InvalidInput
+from aiforge.serve.deploy.bundle import MOUNT, ApsBundle, aps_bundle
 from aiforge.serve.deploy.settings import ServeSettings
 from aiforge.serve.deploy.stack import aps_args, inference_args
 from aiforge.validation import Options, validate_params
@@ -50,6 +56,7 @@ __all__ = ["MODEL_DIR", "dns_name", "k8s_manifests", "kserve_manifest", "write_m
 #: Where the model repository is in the containers (KServe's convention).
 MODEL_DIR = "/mnt/models"
 _VOLUME = "model-repo"
+_FILES_VOLUME = "aps-files"
 _MAX_BASE = 63 - len("-inference")
 
 
@@ -113,26 +120,31 @@ def _probe(path: str, port: str | int, *, period: int) -> dict[str, Any]:
             "failureThreshold": 3}
 
 
-def _handler_in_container(settings: ServeSettings) -> str | None:
-    """A handler file inside the local model repository is at the same place under MODEL_DIR in the pod."""
-    spec = settings.handler
-    if spec is None:
-        return None
-    file, colon, cls = spec.partition(":")
-    if not file.endswith(".py"):
-        return spec  # a module path: it must be importable in the image
-    try:
-        relative = Path(file).expanduser().resolve().relative_to(settings.model_repo)
-    except ValueError:
-        return spec
-    return f"{MODEL_DIR}/{relative.as_posix()}{colon}{cls}"
-
-
 def _volumes(settings: ServeSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if settings.model_pvc is None:
         return [], []
     volume = {"name": _VOLUME, "persistentVolumeClaim": {"claimName": settings.model_pvc, "readOnly": True}}
     return [volume], [{"name": _VOLUME, "mountPath": MODEL_DIR, "readOnly": True}]
+
+
+def _files_volume(base: str, bundle: ApsBundle) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ConfigMap of the APS's files as a volume and its mount, when the bundle has files."""
+    if not bundle.files:
+        return [], []
+    volume = {"name": _FILES_VOLUME, "configMap": {"name": f"{base}-aps-files"}}
+    return [volume], [{"name": _FILES_VOLUME, "mountPath": MOUNT, "readOnly": True}]
+
+
+def _files_configmap(base: str, bundle: ApsBundle) -> list[dict[str, Any]]:
+    """``[ConfigMap <base>-aps-files]`` holding the handler file and transform.json, or ``[]`` when nothing ships."""
+    if not bundle.files:
+        return []
+    return [{
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{base}-aps-files", "labels": _labels(base, "aps")},
+        "data": dict(bundle.files),
+    }]
 
 
 def _deployment(
@@ -168,21 +180,26 @@ def _service(base: str, component: str, ports: list[dict[str, Any]]) -> dict[str
     }
 
 
-def k8s_manifests(settings: ServeSettings) -> list[dict[str, Any]]:
+def k8s_manifests(settings: ServeSettings, bundle: ApsBundle | None = None) -> list[dict[str, Any]]:
     """Deployment + Service for the inference server and for the APS server, as plain dicts.
 
     Parameters
     ----------
     settings : ServeSettings
         ``replicas``, ``cpus``, ``memory``, ports, ``image``, ``token_env``, ``model_pvc``, batching and handler.
+    bundle : ApsBundle, optional
+        The handler's files; default :func:`~aiforge.serve.deploy.bundle.aps_bundle` of ``settings``.
 
     Returns
     -------
     list of dict
-        ``[inference Deployment, inference Service, APS Deployment, APS Service]``.
+        ``[inference Deployment, inference Service, APS Deployment, APS Service]``, then the ConfigMap
+        ``<name>-aps-files`` when the handler needs files (its pods wait the moment it takes to be created).
     """
     base = dns_name(settings.model)
+    bundle = aps_bundle(settings) if bundle is None else bundle
     volumes, mounts = _volumes(settings)
+    files_volumes, files_mounts = _files_volume(base, bundle)
     inference = {
         "name": "inference",
         "image": settings.image,
@@ -202,7 +219,8 @@ def k8s_manifests(settings: ServeSettings) -> list[dict[str, Any]]:
         "name": "aps",
         "image": settings.image,
         "command": ["aiforge"],
-        "args": aps_args(settings, predictor=predictor, host="0.0.0.0", handler=_handler_in_container(settings)),
+        "args": aps_args(settings, predictor=predictor, host="0.0.0.0", handler=bundle.handler,
+                         transform=bundle.transform),
         "ports": [{"name": "http", "containerPort": settings.aps_port, "protocol": "TCP"}],
         "env": _env(settings, base),
         "resources": _resources(settings),
@@ -211,7 +229,8 @@ def k8s_manifests(settings: ServeSettings) -> list[dict[str, Any]]:
     }
     if mounts:
         inference["volumeMounts"] = mounts
-        aps["volumeMounts"] = mounts
+    if mounts or files_mounts:
+        aps["volumeMounts"] = mounts + files_mounts
     return copy.deepcopy([  # no object shared between documents (YAML would write anchors, callers may mutate)
         _deployment(base, "inference", settings, inference, volumes),
         _service(base, "inference", [
@@ -219,18 +238,23 @@ def k8s_manifests(settings: ServeSettings) -> list[dict[str, Any]]:
             {"name": "grpc", "port": settings.grpc_port, "targetPort": "grpc", "protocol": "TCP",
              "appProtocol": "grpc"},
         ]),
-        _deployment(base, "aps", settings, aps, volumes),
+        _deployment(base, "aps", settings, aps, volumes + files_volumes),
         _service(base, "aps", [{"name": "http", "port": settings.aps_port, "targetPort": "http", "protocol": "TCP"}]),
+        *_files_configmap(base, bundle),
     ])
 
 
-def kserve_manifest(settings: ServeSettings) -> dict[str, Any]:
+def kserve_manifest(settings: ServeSettings, bundle: ApsBundle | None = None) -> dict[str, Any]:
     """A KServe ``InferenceService``: predictor = ``aiforge serve model``, transformer = ``aiforge serve aps``.
 
     Parameters
     ----------
     settings : ServeSettings
         As for :func:`k8s_manifests`; ``replicas`` becomes ``minReplicas`` = ``maxReplicas`` of each component.
+    bundle : ApsBundle, optional
+        The handler's files; default :func:`~aiforge.serve.deploy.bundle.aps_bundle` of ``settings``. When it has
+        files, the transformer mounts the ConfigMap ``<name>-aps-files``, which :func:`write_manifests` writes beside
+        the InferenceService.
 
     Returns
     -------
@@ -238,7 +262,9 @@ def kserve_manifest(settings: ServeSettings) -> dict[str, Any]:
         The InferenceService.
     """
     base = dns_name(settings.model)
+    bundle = aps_bundle(settings) if bundle is None else bundle
     volumes, mounts = _volumes(settings)
+    files_volumes, files_mounts = _files_volume(base, bundle)
     predictor_container: dict[str, Any] = {
         "name": "kserve-container",
         "image": settings.image,
@@ -249,7 +275,8 @@ def kserve_manifest(settings: ServeSettings) -> dict[str, Any]:
         "resources": _resources(settings),
     }
     aps_command = ["aiforge", *aps_args(
-        settings, predictor=f"grpc://{base}-predictor:80", host="0.0.0.0", handler=_handler_in_container(settings)
+        settings, predictor=f"grpc://{base}-predictor:80", host="0.0.0.0", handler=bundle.handler,
+        transform=bundle.transform,
     )]
     transformer_container: dict[str, Any] = {
         "name": "transformer-container",
@@ -268,9 +295,10 @@ def kserve_manifest(settings: ServeSettings) -> dict[str, Any]:
     }
     if mounts:
         predictor_container["volumeMounts"] = mounts
-        transformer_container["volumeMounts"] = mounts
         predictor["volumes"] = volumes
-        transformer["volumes"] = volumes
+    if mounts or files_mounts:
+        transformer_container["volumeMounts"] = mounts + files_mounts
+        transformer["volumes"] = volumes + files_volumes
     return copy.deepcopy({
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
@@ -300,7 +328,11 @@ def write_manifests(
         The written file (a list, so callers need not care how many files a kind writes).
     """
     validate_params({"kind": kind}, {"kind": [Options("k8s", "kserve")]})
-    documents = k8s_manifests(settings) if kind == "k8s" else [kserve_manifest(settings)]
+    bundle = aps_bundle(settings)
+    if kind == "k8s":
+        documents = k8s_manifests(settings, bundle)
+    else:
+        documents = [kserve_manifest(settings, bundle), *_files_configmap(dns_name(settings.model), bundle)]
     folder = Path(out_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -314,6 +346,12 @@ def write_manifests(
                   "--from-literal=token=...\n"
     if settings.model_pvc is None:
         header += f"# No model_pvc: the image {settings.image} must hold the model repository at {MODEL_DIR}.\n"
+    else:
+        header += f"# Model repository: the PersistentVolumeClaim {settings.model_pvc}, mounted at {MODEL_DIR}.\n"
+    header += "".join(f"# {line}\n" for line in bundle.carries)
+    if bundle.files:
+        header += f"# Shipped in the ConfigMap {base}-aps-files (at {MOUNT} in the APS pods): " \
+                  f"{', '.join(bundle.files)}.\n"
     text = header + yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False)
     path = folder / f"{base}-{kind}.yaml"
     try:  # staged and renamed, or written through when the user put a symlink there

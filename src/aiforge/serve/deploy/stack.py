@@ -76,7 +76,8 @@ def inference_args(settings: ServeSettings, *, model_repo: str, host: str, reuse
 
 
 def aps_args(
-    settings: ServeSettings, *, predictor: str, host: str, handler: str | None = None, reuse_port: bool = False
+    settings: ServeSettings, *, predictor: str, host: str, handler: str | None = None, transform: str | None = None,
+    reuse_port: bool = False,
 ) -> list[str]:
     """The ``aiforge`` arguments that start one APS replica for ``settings``.
 
@@ -90,6 +91,8 @@ def aps_args(
     handler : str, optional
         The handler spec as the process sees it; default ``settings.handler``, or ``default`` (the APS's default
         handler) when that is ``None``.
+    transform : str, optional
+        ``--transform``: where a TransformHandler reads its transform, instead of its own ``source``.
     reuse_port : bool, default False
         Listen with ``SO_REUSEPORT`` so replicas share the port.
 
@@ -100,6 +103,8 @@ def aps_args(
     """
     spec = handler or settings.handler or "default"
     args = ["serve", "aps", spec, "--predictor", predictor, "--model", settings.model]
+    if transform is not None:
+        args += ["--transform", transform]
     if settings.version is not None:
         args += ["--version", settings.version]
     args += ["--host", host, "--port", str(settings.aps_port)]
