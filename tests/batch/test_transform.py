@@ -191,7 +191,7 @@ def test_load_and_record_errors(tmp_path: Path) -> None:
         t.transform_record({"x": 1.0, "c": "a", "n": "many", "t": "hi"})
     data = t.to_dict() | {"version": 99}
     (tmp_path / "new.json").write_text(json.dumps(data))
-    with pytest.raises(InvalidInput, match=r"has version 99; this aiforge reads versions up to 1: upgrade"):
+    with pytest.raises(InvalidInput, match=r"has version 99; this aiforge reads versions up to 2: upgrade"):
         Transform.load(tmp_path / "new.json")
     with pytest.raises(InvalidInput, match=r"^cannot read transform artifact"):
         Transform.load(tmp_path / "missing.json")

@@ -35,9 +35,13 @@ def _plain(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def numeric_values(
-    column: pa.Array | pa.ChunkedArray | np.ndarray, clip: tuple[float, float] | None = None, log1p: bool = False
+    column: pa.Array | pa.ChunkedArray | np.ndarray,
+    clip: tuple[float, float] | None = None,
+    log1p: bool = False,
+    fill: float | None = None,
 ) -> np.ndarray:
-    """Float64 values after ``clip`` then ``log1p``; missing, NaN and infinite results are NaN.
+    """Float64 values after ``fill`` (of missing, NaN and infinite values), ``clip`` then ``log1p``; missing, NaN
+    and infinite results are NaN.
 
     ``column`` may also be a float64 numpy array with NaN for missing values (one served record skips Arrow).
 
@@ -45,11 +49,15 @@ def numeric_values(
     --------
     >>> numeric_values(pa.array([1, None, 50]), clip=(0, 10)).tolist()
     [1.0, nan, 10.0]
+    >>> numeric_values(pa.array([1, None, float("inf")]), fill=4.0).tolist()
+    [1.0, 4.0, 4.0]
     """
     if isinstance(column, np.ndarray):
         values = column.astype(np.float64, copy=True)
     else:
         values = pc.cast(_plain(column), pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+    if fill is not None:
+        values[~np.isfinite(values)] = fill
     if clip is not None:
         np.clip(values, clip[0], clip[1], out=values)
     if log1p:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from aiforge.batch import _encoders as enc
 from aiforge.batch.spec import FeatureItem, TextFeature
@@ -105,9 +106,33 @@ def check_types(items: Sequence[FeatureItem], types: Mapping[str, pa.DataType], 
             raise InvalidInput(f"{where}: column {column!r}{source} has type {types[column]}; {problem}")
 
 
+def _fill(item: FeatureItem, key: str, stats: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"fill": value}`` for a feature with ``impute`` (``{}`` without): the constant, or the train statistic."""
+    body = item.body
+    strategy = getattr(body, "impute", None)
+    if strategy is None:
+        return {}
+    numeric = item.numeric is not None
+    value = getattr(body, "fill_value", None) if strategy == "constant" else stats.get("impute", {}).get(key)
+    if value is None:
+        raise InvalidInput(
+            f"feature {item.name!r}: impute {strategy!r} found no value of column {body.column!r} in the train split "
+            "after the drop rules (every value is missing); use impute: constant with a fill_value, or check the "
+            "column"
+        )
+    return {"fill": float(value) if numeric else str(value)}
+
+
 def learn(item: FeatureItem, i: int, stats: Mapping[str, Any], rows: int) -> tuple[dict[str, Any], list[str]]:
-    name = item.name
+    """The fitted state of feature ``i`` (its ``fill`` first when it imputes) and its output names."""
     key = str(i)
+    fill = _fill(item, key, stats)
+    learned, outputs = _learn(item, key, stats, rows)
+    return {**fill, **learned}, outputs
+
+
+def _learn(item: FeatureItem, key: str, stats: Mapping[str, Any], rows: int) -> tuple[dict[str, Any], list[str]]:
+    name = item.name
     if item.numeric is not None:
         spec = item.numeric
         numeric = stats["numeric"][key]
@@ -152,7 +177,7 @@ def learn(item: FeatureItem, i: int, stats: Mapping[str, Any], rows: int) -> tup
 def apply(item: FeatureItem, learned: Mapping[str, Any], column: Any, n: int, tokenizer: Tokenizer) -> np.ndarray:
     if item.numeric is not None:
         spec = item.numeric
-        values = enc.numeric_values(column, spec.clip, spec.log1p)
+        values = enc.numeric_values(column, spec.clip, spec.log1p, learned.get("fill") if spec.impute else None)
         values = np.where(np.isnan(values), learned["mean"], values)
         if spec.bucketize is not None:
             edges = np.asarray(learned["edges"], dtype=np.float64)
@@ -168,6 +193,8 @@ def apply(item: FeatureItem, learned: Mapping[str, Any], column: Any, n: int, to
     if item.categorical is not None:
         spec_c = item.categorical
         keys = enc.category_keys(column)
+        if spec_c.impute is not None and keys.null_count:
+            keys = pc.fill_null(keys, pa.scalar(learned["fill"], keys.type))
         if spec_c.encoding == "hash":
             index = enc.hashed_indices(keys, spec_c.buckets)
             out = np.zeros((n, spec_c.buckets), dtype=np.float64)

@@ -324,7 +324,43 @@ def collect_statistics(
                 f"HAVING COUNT(*) >= {text.min_df} ORDER BY n DESC, tok LIMIT {text.max_features}"
             )
             stats["df"][str(i)] = [[str(t), int(n)] for t, n in run(sql)]
+    stats["impute"] = impute_statistics(run, items, table, engine, quantiles)
     return stats
+
+
+def _fill_statistic(run: Run, column: str, strategy: str, table: str, engine: str, quantiles: Quantiles | None) -> Any:
+    """The train split's ``mean``, exact ``median`` or ``most_frequent`` (smallest on ties) value of a prepared
+    column, ignoring nulls; None when it holds no value."""
+    if strategy == "most_frequent":
+        rows = run(
+            f"SELECT {column}, COUNT(*) AS n FROM {table} WHERE {column} IS NOT NULL "
+            f"GROUP BY {column} ORDER BY n DESC, {column} LIMIT 1"
+        )
+        return rows[0][0] if rows else None
+    if strategy == "mean":
+        return _float(run(f"SELECT AVG({column}) FROM {table}")[0][0])
+    if quantiles is None:
+        median = "percentile" if engine == "spark" else "quantile_cont"
+        return _float(run(f"SELECT {median}({column}, 0.5) FROM {table}")[0][0])
+    count = int(run(f"SELECT COUNT({column}) FROM {table}")[0][0] or 0)
+    return float(quantiles(column, [0.5], count)[0]) if count else None
+
+
+def impute_statistics(
+    run: Run, items: Sequence[Any], table: str, engine: str, quantiles: Quantiles | None = None
+) -> dict[str, Any]:
+    """The fill value of every feature with ``impute`` by a statistic, by feature position: a float for numeric
+    features (over the raw values ``r{i}``), a category's text for categorical ones (over ``c{i}``)."""
+    out: dict[str, Any] = {}
+    for i, item in enumerate(items):
+        body = item.body
+        strategy = getattr(body, "impute", None)
+        if strategy is None or strategy == "constant":
+            continue
+        column = f"r{i}" if item.numeric is not None else f"c{i}"
+        value = _fill_statistic(run, column, strategy, table, engine, quantiles)
+        out[str(i)] = None if value is None else (float(value) if item.numeric is not None else str(value))
+    return out
 
 
 def _float(value: Any) -> float | None:

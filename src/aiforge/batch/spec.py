@@ -15,8 +15,8 @@ and the output snapshot::
       - issue: invalid_values            # NULL, NaN or +/-inf in a used column
     features:
       - numeric: {column: amount, clip: [0, 1000], log1p: true, scale: standardize}
-      - numeric: {column: age, bucketize: {bins: 4}}
-      - categorical: {column: country, encoding: onehot, top_k: 5}
+      - numeric: {column: age, bucketize: {bins: 4}, impute: median}
+      - categorical: {column: country, encoding: onehot, top_k: 5, impute: constant, fill_value: unknown}
       - categorical: {column: device, encoding: ordinal}
       - categorical: {column: user, encoding: hash, buckets: 16}
       - text: {column: review, encoding: tfidf, max_features: 1000}
@@ -24,6 +24,7 @@ and the output snapshot::
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 ISSUES = ("duplicate_rows", "invalid_values")
+IMPUTE = ("mean", "median", "most_frequent", "constant")
+Impute = Literal["mean", "median", "most_frequent", "constant"]
 
 
 class _Strict(BaseModel):
@@ -80,18 +83,51 @@ class Bucketize(_Strict):
         return self
 
 
-class NumericFeature(_Strict):
-    """A number: optionally clipped, then ``log1p``, then scaled or bucketized.
+def _check_fill(impute: str | None, fill_value: Any, kind: str) -> None:
+    """Refuse a ``fill_value`` without ``impute: constant``, a constant without one, or one of the wrong type."""
+    if impute != "constant":
+        if fill_value is not None:
+            given = "no impute" if impute is None else f"impute {impute!r}"
+            raise ValueError(
+                f"fill_value {fill_value!r} is only used with 'impute: constant' (got {given}): "
+                "set impute: constant or remove fill_value"
+            )
+        return
+    if fill_value is None:
+        example = "0" if kind == "numeric" else "unknown"
+        raise ValueError(f"'impute: constant' needs a fill_value, e.g. fill_value: {example}")
+    if kind == "numeric":
+        if isinstance(fill_value, bool) or not isinstance(fill_value, int | float) or not math.isfinite(fill_value):
+            raise ValueError(f"fill_value of a numeric feature must be a finite number; got {fill_value!r}")
+    elif isinstance(fill_value, bool) or not isinstance(fill_value, int | str):
+        raise ValueError(
+            f"fill_value of a categorical feature must be a category: a string (or an integer for integer "
+            f"categories); got {fill_value!r}"
+        )
 
-    Missing, NaN and infinite values are replaced by the train mean (after clip and log1p) before scaling.
+
+class NumericFeature(_Strict):
+    """A number: optionally imputed, clipped, then ``log1p``, then scaled or bucketized.
+
+    ``impute`` fills missing values (null, NaN, +/-inf) of the column before clip and log1p: with the train split's
+    ``mean``, ``median`` (exact, the average of the two middle values for an even count) or ``most_frequent``
+    value (the smallest on ties) of the column, or with ``fill_value`` for ``constant``. Without it, and for values
+    clip and log1p make non-finite, missing values become the train mean after clip and log1p.
     """
 
     column: str
     name: str | None = None
+    impute: Impute | None = None
+    fill_value: Any = None
     clip: tuple[float, float] | None = None
     log1p: bool = False
     scale: Literal["standardize", "minmax", "none"] = "none"
     bucketize: Bucketize | None = None
+
+    @model_validator(mode="after")
+    def _fill(self) -> NumericFeature:
+        _check_fill(self.impute, self.fill_value, "numeric")
+        return self
 
     @field_validator("clip")
     @classmethod
@@ -108,13 +144,34 @@ class NumericFeature(_Strict):
 
 
 class CategoricalFeature(_Strict):
-    """A category: one-hot of the ``top_k`` most frequent train values plus "other", ordinal index, or hashing."""
+    """A category: one-hot of the ``top_k`` most frequent train values plus "other", ordinal index, or hashing.
+
+    ``impute`` fills missing categories before encoding: ``most_frequent`` with the train split's most frequent
+    category (the smallest text on ties), ``constant`` with ``fill_value``. Without it a missing category is
+    "other" (one-hot), -1 (ordinal) or all zeros (hash).
+    """
 
     column: str
     name: str | None = None
     encoding: Literal["onehot", "ordinal", "hash"] = "onehot"
     top_k: int | None = Field(default=None, ge=1, le=100_000)
     buckets: int = Field(default=32, ge=1, le=1_048_576)
+    impute: Impute | None = None
+    fill_value: Any = None
+
+    @field_validator("impute")
+    @classmethod
+    def _categories_only(cls, value: str | None) -> str | None:
+        if value in ("mean", "median"):
+            raise ValueError(
+                f"impute {value!r} needs numbers; a categorical feature takes 'most_frequent' or 'constant'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fill(self) -> CategoricalFeature:
+        _check_fill(self.impute, self.fill_value, "categorical")
+        return self
 
 
 class TextFeature(_Strict):
@@ -127,6 +184,17 @@ class TextFeature(_Strict):
     max_features: int = Field(default=1000, ge=1, le=1_000_000)
     min_df: int = Field(default=1, ge=1)
     lowercase: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_impute(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and ("impute" in data or "fill_value" in data):
+            key = "impute" if "impute" in data else "fill_value"
+            raise ValueError(
+                f"a text feature takes no {key!r}: a missing text has no tokens (all zeros); impute it as a "
+                "categorical feature, or fill it in the dump query"
+            )
+        return data
 
 
 class FeatureItem(_Strict):

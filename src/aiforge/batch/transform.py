@@ -2,10 +2,10 @@
 
 :class:`Transform` is a scikit-learn estimator (``sklearn.clone``, ``get_params``, ``set_params`` and pipelines work):
 ``__init__`` only stores the feature specs, :meth:`Transform.fit` checks them and learns the statistics (means,
-standard deviations, min/max, bucket edges, vocabularies, IDF) into attributes ending in ``_`` and returns ``self``,
-and :meth:`Transform.transform` refuses to run before that. The fitted state is saved as a versioned JSON artifact
-(``transform.json`` beside a feature snapshot) and :meth:`Transform.transform_record` applies it to one JSON
-record at serving time with exactly the code that built the training rows.
+standard deviations, min/max, bucket edges, vocabularies, IDF, fill values) into attributes ending in ``_`` and
+returns ``self``, and :meth:`Transform.transform` refuses to run before that. The fitted state is saved as a
+versioned JSON artifact (``transform.json`` beside a feature snapshot) and :meth:`Transform.transform_record`
+applies it to one JSON record at serving time with exactly the code that built the training rows.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from aiforge.validation import ParamValidationMixin
 
 __all__ = ["FORMAT_VERSION", "Transform"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest artifact version this aiforge reads
+# version 2 added ``impute``; an artifact without it is still written as version 1, which aiforge 0.1 reads
+_IMPUTE_VERSION = 2
 # the texts that nlp.analyze sends to Kiwi: Hangul syllables, jamo and compatibility jamo
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 
@@ -50,7 +52,8 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
     Attributes
     ----------
     state_ : list of dict
-        What was learned per feature (``mean``, ``std``, ``min``, ``max``, ``edges``, ``vocabulary``, ``idf``).
+        What was learned per feature (``fill``, ``mean``, ``std``, ``min``, ``max``, ``edges``, ``vocabulary``,
+        ``idf``); ``fill`` is the value that replaces a missing one, for features with ``impute``.
     feature_names_ : list of str
         One name per output column, ``D`` in all.
     input_types_ : dict of str to str
@@ -125,17 +128,25 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
     def prepare(self, batch: pa.RecordBatch | pa.Table, tokenizer: Tokenizer | None = None) -> pa.RecordBatch:
         """The per-row values that statistics are computed from, one column per fitted feature.
 
-        ``n{i}``: the numeric value after clip and log1p (null when missing or not finite); ``c{i}``: the
-        category's string form; ``t{i}``: the distinct tokens of a text (TF-IDF only). Engines aggregate these
-        columns (:mod:`aiforge.batch._plan`) and hand the results to :meth:`fit_statistics`.
+        ``n{i}``: the numeric value after clip and log1p (null when missing or not finite); ``r{i}``: the raw
+        numeric value (null when missing or not finite), for ``impute`` by a statistic; ``c{i}``: the category's
+        string form; ``t{i}``: the distinct tokens of a text (TF-IDF only). Engines aggregate these columns
+        (:mod:`aiforge.batch._plan`) and hand the results to :meth:`fit_statistics`.
         """
         columns: dict[str, pa.Array] = {}
         for i, item in enumerate(self.feature_items()):
             column = _column(batch, item.body.column)
             if item.numeric is not None:
-                values = enc.numeric_values(column, item.numeric.clip, item.numeric.log1p)
+                spec = item.numeric
+                # with impute an infinite value is missing, as at transform time, not clipped to the bound
+                raw = enc.numeric_values(column) if spec.impute else column
+                values = enc.numeric_values(raw, spec.clip, spec.log1p)
                 columns[f"n{i}"] = pa.array(values, pa.float64(), mask=np.isnan(values))
-            elif item.categorical is not None and item.categorical.encoding != "hash":
+                if spec.impute in ("mean", "median", "most_frequent"):
+                    columns[f"r{i}"] = pa.array(raw, pa.float64(), mask=np.isnan(raw))
+            elif item.categorical is not None and (
+                item.categorical.encoding != "hash" or item.categorical.impute == "most_frequent"
+            ):
                 columns[f"c{i}"] = enc.category_keys(column)
             elif item.text is not None and item.text.encoding == "tfidf":
                 tokens = enc.tokens_of(column, tokenizer or self.tokenizer(), item.text.lowercase)
@@ -187,7 +198,8 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
         ----------
         stats : mapping
             ``rows``; ``numeric`` {i: count, mean, std, min, max, quantiles}; ``counts`` {i: [[key, n], ...]}
-            sorted by count then key; ``df`` {i: [[term, n], ...]} likewise.
+            sorted by count then key; ``df`` {i: [[term, n], ...]} likewise; ``impute`` {i: value} for features that
+            impute by a statistic (absent in statistics from before ``impute``).
         input_types : mapping of str to str
             Arrow type names of the input columns.
 
@@ -339,11 +351,13 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
         """The fitted transform as JSON-ready data (the artifact's content)."""
         self._check_fitted()
         nlp = self._nlp()
+        items = self.feature_items()
+        imputes = any(getattr(item.body, "impute", None) is not None for item in items)
         return {
             "format": "aiforge.transform",
-            "version": FORMAT_VERSION,
+            "version": _IMPUTE_VERSION if imputes else 1,
             "aiforge_version": __version__,
-            "features": [f.model_dump(mode="json", exclude_none=True) for f in self.feature_items()],
+            "features": [f.model_dump(mode="json", exclude_none=True) for f in items],
             "nlp": nlp.model_dump(mode="json") if nlp else None,
             "input_types": self.input_types_,
             "feature_names": self.feature_names_,
