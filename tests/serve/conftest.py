@@ -226,3 +226,10 @@ def assert_same_as_onnxruntime(outputs: dict[str, np.ndarray], onnx_repo: Path, 
     label, probabilities = session.run(None, {"input": x})
     np.testing.assert_array_equal(outputs["label"], label)
     np.testing.assert_array_equal(outputs["probabilities"], probabilities)
+
+
+@pytest.fixture(autouse=True)
+def _workspace_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers started by a test write their logs into its own workspace (``serve up`` keeps them in
+    ``AIFORGE_HOME/logs``), never into the checkout's ``./.aiforge``; the same folder as the ``workspace`` fixture's."""
+    monkeypatch.setenv("AIFORGE_HOME", str(tmp_path / "home"))

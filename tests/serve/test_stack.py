@@ -222,7 +222,39 @@ def test_curl_example_spells_out_one_row_of_the_models_input(iris_repo: tuple[Pa
                                     "-d '{\"instances\": [[0.0, 0.0, 0.0, 0.0]]}'")
     stack = Stack(ServeSettings(model_repo=repo, model="iris", handler="h.py:H", **ports), tmp_path)
     assert stack.curl_example() == (f"curl -s -X POST {aps}/predict -H 'Content-Type: application/json' "
-                                    "-d @payload.json")
+                                    "-d '<the JSON body h.py:H reads>'")  # no file it cannot know of
+
+
+def test_curl_example_of_a_transform_handler_is_a_record_it_accepts(iris_repo: tuple[Path, Any, np.ndarray],
+                                                                      tmp_path: Path) -> None:
+    import json
+
+    import pyarrow as pa
+
+    from aiforge.batch.transform import Transform
+    from aiforge.serve.aps.handler import Context, TransformHandler
+
+    repo, _, _ = iris_repo
+    table = pa.table({"age": [20, 40], "city": ["Seoul", "Busan"], "vip": [True, False]})
+    features = [{"numeric": {"column": "age"}}, {"categorical": {"column": "city"}}, {"numeric": {"column": "vip"}}]
+    path = Transform(features=features).fit(table).save(tmp_path)
+    stack = Stack(ServeSettings(model_repo=repo, model="iris", handler=f"transform:{path}", **_ports()), tmp_path)
+    body = stack.curl_example().split(" -d '", 1)[1].removesuffix("'")
+    record = json.loads(body)
+    assert record == {"age": 0, "city": "", "vip": False}
+    handler = TransformHandler(path)
+    handler.load()
+    assert handler.preprocess(record, Context("r", "iris"))["input"].shape[0] == 1  # the APS would take it
+
+
+def test_serve_up_logs_go_to_the_workspace(tmp_path: Path) -> None:
+    import os
+
+    from aiforge.serve.deploy.stack import default_log_dir
+
+    folder = default_log_dir("Churn Model/v1", tmp_path / "home")
+    assert folder.parent == tmp_path / "home" / "logs" / "serve"
+    assert folder.name.startswith("Churn-Model-v1-") and folder.name.endswith(f"-{os.getpid()}")
 
 
 def test_curl_example_without_a_readable_width(iris_repo: tuple[Path, Any, np.ndarray], tmp_path: Path) -> None:
@@ -426,6 +458,9 @@ def test_cli_serve_up_gives_up_after_repeated_crashes(iris_repo: tuple[Path, Any
                     r"the 2 restarts allowed \(max_restarts\); stopping the others\. Its last output:\n", err), err
     assert "is not a readable ONNX model" in err
     assert servers and _gone(servers)
+    logs = tmp_path / "home" / "logs" / "serve"  # in the workspace (AIFORGE_HOME), never /tmp
+    assert f"; log: {logs}/iris-" in err, err
+    assert [p.name for p in logs.glob("iris-*/*.log")].count("inference-0.log") == 1
     assert not [p.pid for p in psutil.process_iter(["cmdline"]) if str(repo) in " ".join(p.info["cmdline"] or [])]
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aiforge.cli._app import serve_app
+from aiforge.cli._app import serve_app, workspace_of
 
 if TYPE_CHECKING:
     from aiforge.serve.deploy.settings import ServeSettings
@@ -71,6 +71,7 @@ def _settings(config: Path | None, **options: Any) -> ServeSettings:
 
 @serve_app.command("up")
 def serve_up(
+    ctx: typer.Context,
     model: ModelArg = None,
     model_repo: RepoOption = None,
     version: VersionOption = None,
@@ -116,6 +117,7 @@ def serve_up(
 
     Example: aiforge serve up churn --model-repo ./models --handler handler.py:Churn --replicas 2
     """
+    from aiforge.serve.deploy.stack import default_log_dir
     from aiforge.serve.deploy.supervise import supervise
 
     settings = _settings(
@@ -135,7 +137,8 @@ def serve_up(
         typer.echo(f"try: {stack.curl_example()}")
         typer.echo("Ctrl-C to stop")
 
-    supervise(settings, wait_s=wait_s, on_ready=ready, on_stopping=lambda: typer.echo("stopping ...", err=True),
+    supervise(settings, wait_s=wait_s, log_dir=default_log_dir(settings.model, workspace_of(ctx).home),
+              on_ready=ready, on_stopping=lambda: typer.echo("stopping ...", err=True),
               on_event=lambda line: typer.echo(line, err=True))
 
 

@@ -15,11 +15,11 @@ with ``settings.threads`` intra-op threads (``cpus`` rounded)::
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -230,13 +230,16 @@ class Stack:
         """A ``curl`` command that calls the APS's ``/predict``, to print for a user who just started the stack.
 
         With the default handler it sends one row of zeros as wide as the model's 2-D input (``[...]`` when the width
-        is unknown or above 64); with a custom handler it posts ``@payload.json``, since only the handler knows its
-        request format. With ``token_env`` it passes ``$TOKEN_ENV`` as the bearer token, never the token.
+        is unknown or above 64); with a TransformHandler, one record with a zero, ``""`` or ``false`` for each column
+        its transform reads; with another handler, a placeholder naming the handler, since only it knows its request
+        format. With ``token_env`` it passes ``$TOKEN_ENV`` as the bearer token, never the token.
         """
         settings, aps_url = self.settings, self.urls["aps"]
         auth = f" -H \"Authorization: Bearer ${settings.token_env}\"" if settings.token_env else ""
         if settings.handler is not None:
-            return f"curl -s -X POST {aps_url}/predict -H 'Content-Type: application/json'{auth} -d @payload.json"
+            record = _example_record(settings.handler)
+            body = json.dumps(record) if record is not None else f"<the JSON body {settings.handler} reads>"
+            return f"curl -s -X POST {aps_url}/predict -H 'Content-Type: application/json'{auth} -d '{body}'"
         width = _row_width(settings)
         row = "[" + ", ".join(["0.0"] * width) + "]" if width else "[...]"
         return (
@@ -282,6 +285,23 @@ class Stack:
         return f"Stack({self.settings.model!r}, {len(self.processes)} processes, {state}, aps={self.urls['aps']})"
 
 
+def _example_record(spec: str) -> dict[str, object] | None:
+    """A record a TransformHandler accepts (a zero, ``""`` or ``false`` per column), or ``None`` for other handlers
+    or when the handler or its transform cannot be read (the APS process reports that; this is only a hint)."""
+    from aiforge.serve.aps.handler import TransformHandler, load_handler
+
+    try:
+        handler = load_handler(spec)
+        if not isinstance(handler, TransformHandler) or handler.source is None:
+            return None
+        handler.load()
+        types = handler.transform_.input_types_
+    except Exception:  # a hint must never stop serve up; the APS process reports the cause at its start
+        return None
+    values = {"string": "", "large_string": "", "bool": False}
+    return {column: values.get(kind, 0) for column, kind in types.items()}
+
+
 def _row_width(settings: ServeSettings) -> int | None:
     """The columns of the served model's 2-D input (1 to 64), read from the ONNX graph; ``None`` otherwise."""
     import onnx
@@ -314,6 +334,14 @@ def _ready(url: str) -> bool:
         return False
 
 
+def default_log_dir(model: str, home: str | os.PathLike[str] | None = None) -> Path:
+    """``HOME/logs/serve/<model>-<YYYYmmdd-HHMMSS>-<pid>``: where a stack's processes write, in the workspace
+    (``home``, default ``AIFORGE_HOME`` or ``./.aiforge``), so the logs outlive the stack and a reboot."""
+    root = Path(home if home is not None else os.environ.get("AIFORGE_HOME", ".aiforge")).absolute()
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in model) or "model"
+    return root / "logs" / "serve" / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
 def up(settings: ServeSettings, *, wait_s: float = 60.0, log_dir: str | os.PathLike[str] | None = None) -> Stack:
     """Start the inference server and the APS server for ``settings`` and wait until both are ready.
 
@@ -324,7 +352,7 @@ def up(settings: ServeSettings, *, wait_s: float = 60.0, log_dir: str | os.PathL
     wait_s : float, default 60
         How long the servers may take to answer ``GET /v2/health/ready`` and ``GET /health/ready`` with 200.
     log_dir : path, optional
-        Where each process writes its output; default a new temporary folder.
+        Where each process writes its output; default :func:`default_log_dir` (in the workspace, kept after stop).
 
     Returns
     -------
@@ -341,8 +369,11 @@ def up(settings: ServeSettings, *, wait_s: float = 60.0, log_dir: str | os.PathL
         ``settings.token_env`` names an unset variable.
     """
     settings.token  # noqa: B018 (fails early, here, when token_env names an unset variable)
-    folder = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="aiforge-serve-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(log_dir) if log_dir is not None else default_log_dir(settings.model)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ServiceError(f"cannot create the log folder {folder}: {exc.strerror or exc}") from exc
     env = {**os.environ, **dict.fromkeys(_THREAD_VARS, "1"), "PYTHONUNBUFFERED": "1"}
     stack = Stack(settings, folder)
     _LIVE.add(stack)

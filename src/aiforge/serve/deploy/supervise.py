@@ -21,6 +21,7 @@ handlers can only be set in the main thread, so :func:`supervise` must run there
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -52,6 +53,7 @@ def supervise(
     on_ready: Callable[[Stack], None] | None = None,
     on_stopping: Callable[[], None] | None = None,
     on_event: Callable[[str], None] | None = None,
+    log_dir: str | os.PathLike[str] | None = None,
 ) -> None:
     """Serve ``settings`` until Ctrl-C or SIGTERM, restarting processes that crash; always stop them all at the end.
 
@@ -70,6 +72,8 @@ def supervise(
     on_event : callable, optional
         Called with one line for each crash and each restarted process that is ready again; default: the line is
         written to stderr.
+    log_dir : path, optional
+        Where the processes write their output (see :func:`~aiforge.serve.deploy.stack.up`).
 
     Returns
     -------
@@ -97,7 +101,7 @@ def supervise(
     previous_term = signal.signal(signal.SIGTERM, _interrupt)
     stack = None
     try:
-        stack = up(settings, wait_s=wait_s)
+        stack = up(settings, wait_s=wait_s, log_dir=log_dir)
         if on_ready is not None:
             on_ready(stack)
         _Supervisor(stack, settings, wait_s, say).run()
