@@ -24,8 +24,8 @@ _NO_ARROW = "which has no Arrow equivalent; convert it in the query, for example
 
 #: column -> (Arrow type of the snapshot, value of the first row), or the error it gives
 PG_EXPECTED: dict[str, tuple[str, object] | str] = {
-    "n": ("string", "12.34"),
-    "nn": ("string", "1000000000000000000000000000000"),
+    "n": ("decimal128(10, 2)", decimal.Decimal("12.34")),
+    "nn": ("double", 1e30),
     "m": r"^cannot store column 'm': it has PostgreSQL type money, which the driver reads as a count of the "
     r"currency's smallest unit without its scale; convert it in the query, for example m::numeric\n",
     "u": ("string", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
@@ -69,7 +69,9 @@ def _dumps_as_expected(url: str, table: str, column: str, expected: Any, workspa
         return
     snap = dump(url, query=query, name="t", workspace=workspace)
     arrow_type, value = expected
-    assert snap.manifest["schema"] == [{"name": column, "type": arrow_type}]
+    assert [{k: c[k] for k in ("name", "type")} for c in snap.manifest["schema"]] == [
+        {"name": column, "type": arrow_type}
+    ]
     assert snap.to_arrow().column(column).to_pylist() == [value, None]
     # what the manifest says is what the Parquet file holds
     assert str(pq.read_schema(snap.path / "data/part-00000.parquet").field(column).type) == arrow_type
@@ -83,6 +85,17 @@ def test_every_postgres_type_is_covered() -> None:
 @pytest.mark.parametrize("column", list(PG_TYPES))
 def test_postgres_type(workspace, pg_types_table, nothing_written, column: str) -> None:
     _dumps_as_expected(PG_URL, pg_types_table, column, PG_EXPECTED[column], workspace, nothing_written)
+
+
+@pytest.mark.postgres
+def test_postgres_numeric_notes_say_how_it_is_stored(workspace, pg_types_table) -> None:
+    # numeric(10,2) is a decimal as declared: nothing to explain; a bare numeric is float64, and the manifest says so
+    snap = dump(PG_URL, query=f"SELECT n, nn FROM {pg_types_table} ORDER BY k", name="t", workspace=workspace)
+    n, nn = snap.manifest["schema"]
+    assert n == {"name": "n", "type": "decimal128(10, 2)"}
+    assert nn["type"] == "double"
+    assert nn["note"].startswith("PostgreSQL numeric stored as float64 (double), since it has no declared precision")
+    assert "nn::numeric(18,2)" in nn["note"]
 
 
 @pytest.mark.postgres

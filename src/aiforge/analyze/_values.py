@@ -32,8 +32,8 @@ def normalise(column: pa.ChunkedArray) -> pa.ChunkedArray:
         column = pc.run_end_decode(column)
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
-    if pa.types.is_decimal(column.type):
-        column = column.cast(pa.float64())
+    if pa.types.is_decimal(column.type):  # through its text: a direct cast makes 99.71 into 99.71000000000001
+        column = column.cast(pa.string()).cast(pa.float64())
     if pa.types.is_large_string(column.type) or pa.types.is_string_view(column.type):
         column = column.cast(pa.string())
     if pa.types.is_binary_view(column.type):

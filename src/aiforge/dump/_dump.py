@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from numbers import Integral, Real
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 
 from aiforge._progress import progress as progress_bar
 from aiforge.engines import Engine, LocalEngine, SparkEngine, resolve_engine
+from aiforge.engines.columns import NaNInDecimal
 from aiforge.engines.csv_reader import RAGGED, Ragged, check_ragged
 from aiforge.engines.sources import Source, parse_source
 from aiforge.errors import AiforgeError, EmptyResult, InvalidInput, WorkspaceError
@@ -94,7 +96,8 @@ def dump(
     Snapshot
         The new snapshot; ``snapshot.manifest`` holds ``source`` (redacted), ``query``, ``engine``,
         ``master``, ``schema``, ``rows``, ``bytes``, ``files``, ``content_hash``, ``created``,
-        ``aiforge_version``, ``sample`` and ``duration_s``.
+        ``aiforge_version``, ``sample`` and ``duration_s``. A ``schema`` entry has a ``note`` where a column is
+        stored otherwise than its source type says (a PostgreSQL ``numeric`` without a precision as float64).
 
     Raises
     ------
@@ -135,11 +138,14 @@ def dump(
     log.info("dumping %s into snapshot %s with the %s engine", src.redacted, name, runs_on.name)
 
     with ws.staging("dump") as staged:
+        notes: dict[str, str] = {}
         if isinstance(runs_on, SparkEngine):
             schema = _dump_spark(src, query, staged, sample, runs_on.master, ws.home, ragged_csv)
         else:
-            schema = _dump_local(src, query, staged, sample, progress, ragged_csv)
+            schema = _dump_local(src, query, staged, sample, progress, ragged_csv, notes)
         data = data_manifest(staged, schema) if schema is not None else None
+        if data is not None:  # how a column is stored, where its source type does not say (numeric as float64)
+            data["schema"] = [{**c, "note": notes[c["name"]]} if c["name"] in notes else c for c in data["schema"]]
         if data is None or data["rows"] == 0:
             detail = f" after sampling {sample[0]:g} of the rows (seed {sample[1]})" if sample else ""
             raise EmptyResult(
@@ -188,11 +194,37 @@ def _dump_local(
     sample: tuple[float, int] | None,
     show: bool,
     ragged_csv: Ragged,
+    notes: dict[str, str],
+) -> pa.Schema | None:
+    """Stream the result into part files; ``notes`` gets the manifest's note per column. A PostgreSQL
+    ``numeric(p,s)`` column is a decimal until a NaN shows up in it: then the dump starts again with that column
+    as float64 (the type of a column is decided before its first row is written)."""
+    as_float: frozenset[str] = frozenset()
+    while True:
+        try:
+            return _stream_local(src, query, staged, sample, show, ragged_csv, notes, as_float)
+        except NaNInDecimal as exc:
+            log.info("column %r holds NaN, which a decimal cannot: dumping again with it as float64", exc.column)
+            as_float |= {exc.column}
+            shutil.rmtree(staged / "data", ignore_errors=True)
+
+
+def _stream_local(
+    src: Source,
+    query: str | None,
+    staged: Path,
+    sample: tuple[float, int] | None,
+    show: bool,
+    ragged_csv: Ragged,
+    notes: dict[str, str],
+    as_float: frozenset[str],
 ) -> pa.Schema | None:
     from aiforge.engines.local import open_stream
 
-    opened = open_stream(src, query, temp_dir=staged / "spill", ragged_csv=ragged_csv)
+    opened = open_stream(src, query, temp_dir=staged / "spill", ragged_csv=ragged_csv, numeric_as_float=as_float)
     with opened as stream, prefetch(stream.batches) as ahead:
+        notes.clear()
+        notes.update(stream.notes)
         writer = PartWriter(staged, stream.schema)
         batches = bernoulli_sample(ahead, *sample) if sample else ahead
         try:

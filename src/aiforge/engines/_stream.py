@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -26,10 +26,12 @@ LOST_CONNECTION = re.compile(
 
 @dataclass
 class BatchStream:
-    """The result of a query: its Arrow schema and an iterator over its record batches (consumed once)."""
+    """The result of a query: its Arrow schema, an iterator over its record batches (consumed once), and a note
+    per column whose storage the manifest should explain (see :class:`~aiforge.engines.columns.Noted`)."""
 
     schema: pa.Schema
     batches: Iterator[pa.RecordBatch]
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def is_panic(exc: BaseException) -> bool:
@@ -72,7 +74,7 @@ def stream(
         if finish is not None:
             finish()
 
-    return BatchStream(plan.schema, batches())
+    return BatchStream(plan.schema, batches(), plan.notes)
 
 
 def message(source: Source, exc: BaseException) -> str:

@@ -8,7 +8,13 @@ result's schema and before a row is read, how each column is stored:
 interval (PostgreSQL, DuckDB)               ISO 8601 text in PostgreSQL's ``iso_8601`` style: ``P1Y2M3DT4H5M6.5S``
 PostgreSQL inet, cidr, macaddr, macaddr8,   PostgreSQL's own text form: ``192.168.0.1/24``, ``08:00:2b:01:02:03``,
 bit, varbit, timetz, xml                    ``1010``, ``12:34:56+05:30``
-PostgreSQL numeric, json, jsonb; uuid       text (numeric keeps every digit; uuid in its 36-character form)
+PostgreSQL numeric(p,s), p <= 38           ``decimal128(p, s)``: every digit kept. A ``NaN`` in the data (the only
+                                            non-number such a column can hold) makes the dump start again with
+                                            the column as float64, and the manifest notes it
+PostgreSQL numeric (no precision, or        float64, NaN and +/-Infinity kept; digits beyond the 15th or so are
+p > 38, or a scale outside 0..p)            rounded, and the manifest notes it (``numeric(p,s)`` or ``::text`` in
+                                            the query keeps them)
+PostgreSQL json, jsonb; uuid                text (uuid in its 36-character form)
 PostgreSQL money, geometric types, ranges,  refused: :class:`~aiforge.errors.QueryError` names each column, its
 tsvector and other types without an Arrow   type and the cast that fixes it
 equivalent; anything Parquet cannot store
@@ -34,6 +40,8 @@ from aiforge.errors import QueryError
 
 __all__ = [
     "ColumnPlan",
+    "NaNInDecimal",
+    "Noted",
     "Unsupported",
     "check_unique_names",
     "interval_to_iso",
@@ -57,12 +65,32 @@ class Unsupported:
     hint: str
 
 
+@dataclass(frozen=True)
+class Noted:
+    """A conversion with a note for the manifest: how a column is stored when that is not what its source type
+    says (a PostgreSQL ``numeric`` without a precision stored as float64, for one)."""
+
+    convert: Convert
+    note: str
+
+
+class NaNInDecimal(Exception):
+    """A ``NaN`` met in a column planned as a decimal, which cannot hold it; the dump starts again with the column as
+    float64 (see :func:`postgres_rules`)."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(column)
+        self.column = column
+
+
 @dataclass
 class ColumnPlan:
-    """How a result's columns are stored: the snapshot's schema and the conversion of each batch."""
+    """How a result's columns are stored: the snapshot's schema, the conversion of each batch, and a note per
+    column whose storage the manifest should explain."""
 
     schema: pa.Schema
     converters: dict[int, Convert] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
 
     def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """``batch`` with its columns converted to :attr:`schema`."""
@@ -141,7 +169,8 @@ def plan_columns(
     hint : callable, default ``CAST(name AS VARCHAR)``
         The cast to suggest, in the source's SQL dialect, for a type Parquet cannot store.
     extra : callable, optional
-        A source's own rules, asked first for each field: a conversion, an :class:`Unsupported`, or None.
+        A source's own rules, asked first for each field: a conversion (or a :class:`Noted` one), an
+        :class:`Unsupported`, or None.
 
     Raises
     ------
@@ -149,7 +178,7 @@ def plan_columns(
         Duplicate names, or columns that cannot be stored (all of them named in one message).
     """
     check_unique_names(schema.names, query)
-    fields, converters, refused = [], {}, []
+    fields, converters, refused, notes = [], {}, [], {}
     for index, f in enumerate(schema):
         rule = extra(f) if extra is not None else None
         if rule is None:
@@ -158,13 +187,16 @@ def plan_columns(
             refused.append(rule)
             fields.append(f)
             continue
+        if isinstance(rule, Noted):
+            notes[f.name] = rule.note
+            rule = rule.convert
         if rule is not None:
             converters[index] = rule
             f = f.with_type(rule(pa.array([], f.type)).type)
         fields.append(f)
     if refused:
         raise refuse(refused, query)
-    return ColumnPlan(pa.schema(fields, metadata=schema.metadata), converters)
+    return ColumnPlan(pa.schema(fields, metadata=schema.metadata), converters, notes)
 
 
 def _arrow_rule(f: pa.Field, hint: Callable[[str], str]) -> Convert | Unsupported | None:
@@ -338,8 +370,64 @@ POSTGRES_TEXT: dict[str, Convert] = {
     "varbit": per_value(bits_text),
     "timetz": per_value(timetz_text),
     "xml": utf8_text,
-    "numeric": _storage,  # already text: every digit kept, NaN and Infinity too
 }
+
+#: the largest precision of Arrow's decimal128, which Parquet, DuckDB and Spark all read
+MAX_DECIMAL_DIGITS = 38
+
+
+def numeric_precision(typmod: int) -> tuple[int, int] | None:
+    """``(precision, scale)`` of a PostgreSQL ``numeric`` type modifier, or None for a bare ``numeric``.
+
+    The modifier is ``((precision << 16) | scale) + 4``; since PostgreSQL 15 the scale is an 11-bit signed number
+    (``numeric(2,-3)`` rounds to thousands).
+
+    Examples
+    --------
+    >>> numeric_precision(655366), numeric_precision(-1)
+    ((10, 2), None)
+    """
+    if typmod < 4:
+        return None
+    bits = typmod - 4
+    return (bits >> 16) & 0xFFFF, ((bits & 0x7FF) ^ 1024) - 1024
+
+
+def numeric_rule(name: str, typmod: int) -> Noted | Convert:
+    """How a PostgreSQL ``numeric`` column (text from the driver: ``-5.00``, ``nan``, ``inf``) is stored.
+
+    ``numeric(p,s)`` with ``0 <= s <= p <= 38`` becomes ``decimal128(p, s)``, every digit kept; such a column can
+    hold ``NaN`` (not infinity), and a NaN raises :class:`NaNInDecimal`. Anything else (no declared precision: a
+    bare ``numeric`` column, ``sum()``, arithmetic) becomes float64, with a note: the type of a column never depends
+    on its values, so every version of a snapshot has the same schema.
+    """
+    declared = numeric_precision(typmod)
+    if declared is not None and 0 <= declared[1] <= declared[0] <= MAX_DECIMAL_DIGITS:
+        target = pa.decimal128(*declared)
+
+        def to_decimal(array: pa.Array) -> pa.Array:
+            text = _storage(array)
+            if pc.any(pc.equal(text, "nan")).as_py():
+                raise NaNInDecimal(name)
+            return text.cast(target)
+
+        return to_decimal
+    kind = "numeric" if declared is None else f"numeric({declared[0]},{declared[1]})"
+    why = (
+        "it has no declared precision"
+        if declared is None
+        else f"a decimal holds at most {MAX_DECIMAL_DIGITS} digits and a scale from 0 to the precision"
+    )
+    return float_numeric(
+        f"PostgreSQL {kind} stored as float64 (double), since {why}: NaN and Infinity are kept, digits beyond the "
+        f"15th are rounded; cast it to numeric(p,s) with p <= {MAX_DECIMAL_DIGITS} in the query to keep every "
+        f"digit, for example {name}::numeric(18,2)"
+    )
+
+
+def float_numeric(note: str) -> Noted:
+    """PostgreSQL ``numeric`` text as float64 (``nan``, ``inf`` and ``-inf`` included), with ``note``."""
+    return Noted(lambda array: _storage(array).cast(pa.float64()), note)
 
 
 def unnamed_oids(schema: pa.Schema) -> list[int]:
@@ -348,12 +436,25 @@ def unnamed_oids(schema: pa.Schema) -> list[int]:
     return [int(m[1]) for m in found if m]
 
 
-def postgres_rules(names: dict[int, str] | None = None) -> Callable[[pa.Field], Convert | Unsupported | None]:
-    """PostgreSQL's own rules for :func:`plan_columns`; ``names`` maps the oids of :func:`unnamed_oids` to names."""
+def postgres_rules(
+    names: dict[int, str] | None = None, as_float: frozenset[str] = frozenset()
+) -> Callable[[pa.Field], Convert | Noted | Unsupported | None]:
+    """PostgreSQL's own rules for :func:`plan_columns`; ``names`` maps the oids of :func:`unnamed_oids` to names,
+    and ``as_float`` names the ``numeric(p,s)`` columns stored as float64 because they hold a NaN."""
 
-    def rule(f: pa.Field) -> Convert | Unsupported | None:
+    def rule(f: pa.Field) -> Convert | Noted | Unsupported | None:
         kind = f.type
         if isinstance(kind, pa.BaseExtensionType) and getattr(kind, "extension_name", "") == "arrow.opaque":
+            if kind.type_name == "numeric":
+                typmod = int((f.metadata or {}).get(b"POSTGRESQL:typmod", b"-1") or -1)
+                if f.name in as_float:
+                    precision, scale = numeric_precision(typmod) or (0, 0)
+                    return float_numeric(
+                        f"PostgreSQL numeric({precision},{scale}) stored as float64 (double), since it holds NaN, "
+                        f"which a decimal cannot: digits beyond the 15th are rounded; NULLIF({f.name}, 'NaN') in "
+                        "the query keeps it a decimal"
+                    )
+                return numeric_rule(f.name, typmod)
             convert = POSTGRES_TEXT.get(kind.type_name)
             if convert is not None:
                 return convert

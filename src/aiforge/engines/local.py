@@ -20,6 +20,7 @@ source rejected the query), with the password scrubbed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -45,6 +46,7 @@ def open_stream(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     temp_dir: str | os.PathLike[str] | None = None,
     ragged_csv: Ragged = "error",
+    numeric_as_float: frozenset[str] = frozenset(),
 ) -> contextlib.AbstractContextManager[BatchStream]:
     """Run ``query`` against ``source`` and stream its result; the connection closes when the block ends.
 
@@ -62,6 +64,9 @@ def open_stream(
     ragged_csv : {'error', 'pad', 'skip'}, default 'error'
         For CSV files, what to do with a line whose field count differs from the header (see
         :mod:`aiforge.engines.csv_reader`).
+    numeric_as_float : frozenset of str
+        PostgreSQL ``numeric(p,s)`` columns to store as float64 rather than ``decimal128(p, s)``: those that hold
+        a NaN (a batch with one raises :class:`~aiforge.engines.columns.NaNInDecimal`; the caller starts again).
 
     Returns
     -------
@@ -102,7 +107,7 @@ def open_stream(
     if source.kind == "files":
         return _files(source, query, batch_rows, temp_dir, ragged_csv)
     opener: Callable[[Source, str, int, Any], contextlib.AbstractContextManager[BatchStream]] = {
-        "postgresql": _postgresql,
+        "postgresql": functools.partial(_postgresql, numeric_as_float=numeric_as_float),
         "mysql": open_mysql,
         "sqlite": _sqlite,
         "duckdb": _duckdb_file,
@@ -117,7 +122,9 @@ def open_stream(
 
 
 @contextlib.contextmanager
-def _adbc(source: Source, query: str, connect: Callable[[], Any]) -> Iterator[BatchStream]:
+def _adbc(
+    source: Source, query: str, connect: Callable[[], Any], numeric_as_float: frozenset[str] = frozenset()
+) -> Iterator[BatchStream]:
     import adbc_driver_manager
 
     classify = database_errors(source, query)
@@ -136,7 +143,8 @@ def _adbc(source: Source, query: str, connect: Callable[[], Any]) -> Iterator[Ba
             raise classify(exc) from exc
         if postgres:
             names = _postgres_type_names(connect, unnamed_oids(reader.schema))
-            plan = plan_columns(reader.schema, query, hint=lambda n: f"{n}::text", extra=postgres_rules(names))
+            rules = postgres_rules(names, numeric_as_float)
+            plan = plan_columns(reader.schema, query, hint=lambda n: f"{n}::text", extra=rules)
         else:
             plan = plan_columns(reader.schema, query, hint=lambda n: f"CAST({n} AS TEXT)")
         yield stream(reader, classify, plan)
@@ -164,14 +172,14 @@ def _postgres_type_names(connect: Callable[[], Any], oids: list[int]) -> dict[in
 
 
 def _postgresql(
-    source: Source, query: str, batch_rows: int, temp_dir: Any
+    source: Source, query: str, batch_rows: int, temp_dir: Any, numeric_as_float: frozenset[str] = frozenset()
 ) -> contextlib.AbstractContextManager[BatchStream]:
     import adbc_driver_postgresql.dbapi
 
     url = "postgresql://" + source.url.split("://", 1)[1]  # libpq also takes postgres://; be explicit
     if "connect_timeout=" not in url:  # libpq waits forever on a host that drops packets
         url += ("&" if "?" in url else "?") + f"connect_timeout={int(CONNECT_TIMEOUT_S * 2)}"
-    return _adbc(source, query, lambda: adbc_driver_postgresql.dbapi.connect(url))
+    return _adbc(source, query, lambda: adbc_driver_postgresql.dbapi.connect(url), numeric_as_float)
 
 
 def _sqlite(
