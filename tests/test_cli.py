@@ -122,6 +122,29 @@ def test_reports_list_marks_reports_whose_files_are_gone(workspace: Any, tmp_pat
     assert [(r["subject"], r["missing"]) for r in listed] == [("users@v1", False), ("users@v2", True)]
 
 
+def test_reports_list_shows_one_time_format(workspace: Any, tmp_path: Any) -> None:
+    """ANALYZE stored microseconds and +0000, CLEAN a snapshot's Z form: the list (and the catalog) keep one."""
+    import json
+
+    workspace.record_report("a.csv", tmp_path / "a.html", None, "2026-01-01T10:00:00.123456+0000")
+    workspace.record_report("users@v1", tmp_path / "b.html", None, "2026-01-02T00:00:00Z")
+    workspace.record_report("users@v2", tmp_path / "c.html", None, "2026-01-02T09:00:00+09:00")
+    listed = json.loads(runner.invoke(app, ["reports", "list", "--json"]).output)
+    assert [r["created"] for r in listed] == ["2026-01-01T10:00:00Z", "2026-01-02T00:00:00Z", "2026-01-02T00:00:00Z"]
+
+
+def test_snapshots_list_of_an_unknown_name_names_the_others(workspace: Any, tmp_path: Any) -> None:
+    import aiforge
+
+    csv = tmp_path / "users.csv"
+    csv.write_text("a,b\n1,2\n")
+    aiforge.dump(csv, name="users", workspace=workspace)
+    aiforge.dump(csv, name="orders", workspace=workspace)
+    result = runner.invoke(app, ["snapshots", "list", "-n", "user"])
+    assert (result.exit_code, result.output) == (0, "No snapshot named 'user'; the workspace has: orders, users.\n")
+    assert "users@v1" in runner.invoke(app, ["snapshots", "list", "-n", "users"]).output
+
+
 def test_nlp_serve_reads_its_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIFORGE_TEST_NLP_TOKEN", raising=False)
     result = runner.invoke(app, ["nlp", "serve", "--token-env", "AIFORGE_TEST_NLP_TOKEN"])

@@ -20,7 +20,7 @@ def test_public_names_are_pinned() -> None:
             "Overloaded", "MultiSplitVote", "NotFittedError", "NotFound", "PICO", "QueryError", "Report",
             "ServiceError",
             "Snapshot", "SnapshotNotFound", "SourceError", "SplitTrainCheck", "Transform", "UnknownSource",
-            "Workspace", "WorkspaceError", "__version__", "analyze", "batch", "clean", "dump",
+            "Workspace", "WorkspaceError", "__version__", "analyze", "batch", "clean", "dump", "snapshot",
         ]
     )
     for name in aiforge.__all__:
@@ -64,7 +64,7 @@ def test_serve_names_resolve_and_load_lazily() -> None:
 # Every public subpackage's __all__ as it stands; adding or removing a name is a decision, made here too.
 SUBPACKAGE_NAMES: dict[str, list[str]] = {
     "aiforge.workspace": ["ModelStore", "Snapshot", "StagedVersion", "Workspace", "check_name", "parse_ref",
-                          "write_atomic", "write_output"],
+                          "snapshot", "write_atomic", "write_output"],
     "aiforge.engines": ["ENGINES", "Engine", "LocalEngine", "SparkEngine", "resolve_engine"],
     "aiforge.dump": ["dump"],
     "aiforge.analyze": ["Report", "analyze"],

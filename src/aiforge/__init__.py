@@ -7,6 +7,7 @@ The public API; everything else is an implementation detail::
     report = aiforge.analyze(snap, label="returned")
     features = aiforge.batch("features.yaml")      # feature vectors + transform.json for serving
     cleaned = aiforge.clean(snap, label="returned")  # PICO label-noise correction -> a new snapshot
+    orders = aiforge.snapshot("orders@v1")           # open an existing snapshot (to_pandas(), to_arrow())
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from aiforge.errors import (
     UnknownSource,
     WorkspaceError,
 )
-from aiforge.workspace import Snapshot, Workspace
+from aiforge.workspace import Snapshot, Workspace, snapshot
 
 if TYPE_CHECKING:
     from aiforge.analyze import Report, analyze
@@ -92,4 +93,5 @@ __all__ = [
     "batch",
     "clean",
     "dump",
+    "snapshot",
 ]

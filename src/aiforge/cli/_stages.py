@@ -128,7 +128,11 @@ def snapshots_list(
         print_json([s.summary() for s in snapshots])
         return
     if not snapshots:
-        typer.echo("No snapshots yet; create one with `aiforge dump`.")
+        if name is None or not (others := workspace_of(ctx).list_snapshots()):
+            typer.echo("No snapshots yet; create one with `aiforge dump`.")
+        else:
+            names = sorted({s.name for s in others})
+            typer.echo(f"No snapshot named {name!r}; the workspace has: {', '.join(names)}.")
         return
     from rich.console import Console
     from rich.table import Table

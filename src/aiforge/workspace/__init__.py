@@ -8,7 +8,7 @@ Parquet parts and their manifest and renames them into place, so a crash never l
 
 from __future__ import annotations
 
-from aiforge.workspace.catalog import Snapshot, Workspace, check_name, parse_ref, write_atomic
+from aiforge.workspace.catalog import Snapshot, Workspace, check_name, parse_ref, snapshot, write_atomic
 from aiforge.workspace.files import write_output
 from aiforge.workspace.models import ModelStore, StagedVersion
 
@@ -19,6 +19,7 @@ __all__ = [
     "Workspace",
     "check_name",
     "parse_ref",
+    "snapshot",
     "write_atomic",
     "write_output",
 ]

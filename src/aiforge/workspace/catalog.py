@@ -24,6 +24,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -368,11 +369,12 @@ class Workspace:
         return self.reports_dir / safe / stamp
 
     def record_report(self, subject: str, html: Path | None, json_path: Path | None, created: str) -> int:
-        """Add a report to the catalog and return its id."""
+        """Add a report to the catalog and return its id (``created``: an ISO 8601 time, stored in UTC to the second
+        like a snapshot's, ``2026-12-01T21:11:32Z``)."""
         with self._catalog(write=True) as conn:
             cursor = conn.execute(
                 "INSERT INTO reports (subject, html, json, created) VALUES (?, ?, ?, ?)",
-                (subject, str(html) if html else None, str(json_path) if json_path else None, created),
+                (subject, str(html) if html else None, str(json_path) if json_path else None, utc_second(created)),
             )
             return int(cursor.lastrowid or 0)
 
@@ -386,11 +388,53 @@ class Workspace:
             rows = conn.execute("SELECT id, subject, html, json, created FROM reports ORDER BY id").fetchall()
         reports = [dict(zip(("id", "subject", "html", "json", "created"), row, strict=True)) for row in rows]
         for report in reports:
+            report["created"] = utc_second(report["created"])  # rows from before one format was kept
             report["missing"] = not any(os.path.exists(report[key]) for key in ("html", "json") if report[key])
         return reports
 
 
+def snapshot(ref: str, *, workspace: Workspace | str | os.PathLike[str] | None = None) -> Snapshot:
+    """Open an existing snapshot: ``name`` (its newest version) or ``name@vN``, a table or a feature snapshot.
+
+    Parameters
+    ----------
+    ref : str
+        The snapshot reference, as ``aiforge snapshots list`` shows it.
+    workspace : Workspace or path, optional
+        Default ``AIFORGE_HOME`` or ``./.aiforge``.
+
+    Raises
+    ------
+    SnapshotNotFound
+        No such snapshot or version; the message lists the ones that exist.
+
+    Examples
+    --------
+    >>> orders = aiforge.snapshot("orders@v2")  # doctest: +SKIP
+    >>> orders.to_pandas().head()  # doctest: +SKIP
+    """
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    return ws.get_snapshot(ref)
+
+
 _COMMIT_MARKER = ".commit-"
+
+
+def utc_second(text: str) -> str:
+    """An ISO 8601 time as UTC to the second, the catalog's one format; text that is no such time is kept as is.
+
+    Examples
+    --------
+    >>> utc_second("2026-12-01T21:11:32.123456+0000"), utc_second("2026-12-01T22:11:32+01:00")
+    ('2026-12-01T21:11:32Z', '2026-12-01T21:11:32Z')
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _version_of(path: Path) -> int | None:
