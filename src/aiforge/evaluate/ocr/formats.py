@@ -119,7 +119,18 @@ def _number(token: str, where: str) -> float:
 def _pairs(values: Sequence[float], where: str) -> tuple[tuple[float, float], ...]:
     if len(values) < 2 or len(values) % 2:
         raise InvalidInput(f"{where}: expected an even number (at least 2) of coordinates, got {len(values)}")
-    return tuple((values[i], values[i + 1]) for i in range(0, len(values), 2))
+    return tuple(zip(values[0::2], values[1::2], strict=True))
+
+
+def _parsed_box(points: tuple[tuple[float, float], ...], text: str, line: int) -> Box:
+    """A :class:`Box` from points a parser has already made floats, checked finite and counted (at least one).
+
+    Skips ``__post_init__``, which would convert and check every coordinate again: on a file of thousands of
+    boxes that second pass cost as much as the parsing itself.
+    """
+    box = object.__new__(Box)
+    box.__dict__.update(points=points, text=text, line=line)
+    return box
 
 
 def _is_float(token: str) -> bool:
@@ -134,7 +145,13 @@ def _is_float(token: str) -> bool:
 def _reference(line: str, where: str) -> tuple[tuple[tuple[float, float], ...], str]:
     coords, _, text = line.partition(_SEPARATOR)
     tokens = coords.replace(",", " ").split()
-    return _pairs([_number(t, where) for t in tokens], where), text
+    try:  # the common case in one pass; a bad token, or a sum that is not finite, takes the checking path
+        values = [float(t) for t in tokens]
+    except ValueError:
+        values = []
+    if len(values) != len(tokens) or not math.isfinite(sum(values)):
+        values = [_number(t, where) for t in tokens]
+    return _pairs(values, where), text
 
 
 def _ic13(line: str, where: str) -> tuple[tuple[tuple[float, float], ...], str]:
@@ -216,7 +233,7 @@ def parse_line(line: str, *, fmt: Format = "auto", where: str = "<line>", line_n
         points, text = _comma(line, where, None)
     else:
         raise InvalidInput(f"unknown OCR file format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return Box(points, text, line_number)
+    return _parsed_box(points, text, line_number)
 
 
 def read_boxes(path: str | Path, *, fmt: Format = "auto") -> list[Box]:
@@ -259,7 +276,19 @@ def read_boxes(path: str | Path, *, fmt: Format = "auto") -> list[Box]:
         line_no = raw[: exc.start].count(b"\n") + 1
         raise InvalidInput(f"{path}:{line_no}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8") from exc
     boxes = []
+    reference = fmt in ("auto", "reference")
     for number, line in enumerate(content.split("\n"), start=1):
+        if reference:  # parse_line's reference case inlined: most files are thousands of such lines
+            coords, separator, text = line.rstrip("\r\n").partition(_SEPARATOR)
+            if separator:
+                tokens = coords.replace(",", " ").split()
+                try:
+                    values = [float(t) for t in tokens]
+                except ValueError:  # parse_line says what is wrong
+                    values = []
+                if values and not len(values) % 2 and math.isfinite(sum(values)):
+                    boxes.append(_parsed_box(tuple(zip(values[0::2], values[1::2], strict=True)), text, number))
+                    continue
         box = parse_line(line, fmt=fmt, where=f"{path}:{number}", line_number=number)
         if box is not None:
             boxes.append(box)
