@@ -93,14 +93,14 @@ def _show_ocr_eval(result: Any, spec: Any, as_json: bool) -> None:
     if payload.get("popeval"):
         p = payload["popeval"]
         typer.echo(
-            f"PopEval  P {p['precision']!r}  R {p['recall']!r}  H {p['hmean']!r}  "
+            f"PopEval  P {p['precision']:.4f}  R {p['recall']:.4f}  H {p['hmean']:.4f}  "
             f"(popped {p['popped']} of {p['pred_chars']} predicted / {p['gt_chars']} GT chars; "
             f"splits {p['splits']}, merges {p['merges']})"
         )
     if payload.get("cascade"):
         c = payload["cascade"]
         for key, label in (("detection", "IoU>=0.5"), ("wem", "WEM"), ("ned", "1-NED")):
-            typer.echo(f"{label:<8} P {c[key]['precision']!r}  R {c[key]['recall']!r}  H {c[key]['hmean']!r}")
+            typer.echo(f"{label:<8} P {c[key]['precision']:.4f}  R {c[key]['recall']:.4f}  H {c[key]['hmean']:.4f}")
     if spec.per_image:
         for part in ("popeval", "cascade"):
             for name, counts in ((payload.get(part) or {}).get("images") or {}).items():

@@ -19,9 +19,9 @@ def test_all_metrics_on_split_and_merged_words() -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "60 images"
     assert lines[1] == (
-        "PopEval  P 1.0  R 1.0  H 1.0  (popped 1440 of 1440 predicted / 1440 GT chars; splits 26, merges 34)"
+        "PopEval  P 1.0000  R 1.0000  H 1.0000  (popped 1440 of 1440 predicted / 1440 GT chars; splits 26, merges 34)"
     )
-    assert lines[3].startswith("WEM      P 0.67175572519083")  # the cascade misjudges split and merged words
+    assert lines[3].startswith("WEM      P 0.6718  R ")  # the cascade misjudges split and merged words
 
 
 def test_json_with_per_image_counts() -> None:
@@ -40,7 +40,7 @@ def test_a_gt_file_without_predictions_is_scored_as_missed_and_said(tmp_path: Pa
     result = runner.invoke(app, ["ocr-eval", str(tmp_path / "gt"), str(tmp_path / "pred")])
     assert result.exit_code == 0
     assert "Warning: " in result.stderr and "b.txt" in result.stderr
-    assert "PopEval  P 1.0  R 0.5  H 0.6666666666666666" in result.stdout
+    assert "PopEval  P 1.0000  R 0.5000  H 0.6667" in result.stdout  # four decimals; --json has them all
 
 
 def test_bad_folder_is_one_line_and_exit_1() -> None:
@@ -63,7 +63,7 @@ def test_the_documented_format_names_work_and_others_are_usage_errors(tmp_path: 
     gt = str(tmp_path / "gt")
     result = runner.invoke(app, ["ocr-eval", gt, gt, "--format", "ic15", "--normalize", "NFKC", "--mode", "paper"])
     assert result.exit_code == 0, result.output
-    assert "PopEval  P 1.0  R 1.0  H 1.0  (popped 9 of 9 predicted / 9 GT chars" in result.stdout
+    assert "PopEval  P 1.0000  R 1.0000  H 1.0000  (popped 9 of 9 predicted / 9 GT chars" in result.stdout
     for option, value, choices in (("--format", "icdar2015", "'auto', 'reference', 'ic13', 'ic15', 'polygon'"),
                                    ("--normalize", "NFD", "'NFC', 'NFKC'"), ("--mode", "fast", "'reference', 'paper'")):
         result = runner.invoke(app, ["ocr-eval", gt, gt, option, value])
