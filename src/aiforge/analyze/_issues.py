@@ -174,7 +174,21 @@ def _value_issues(
             _issue("empty_strings", name, rows, exact, "warning", f"{rows:,} empty or blank strings")
         )
     numeric = stats.get("numeric_strings", {}).get("value", 0)
-    if numeric:
+    if stats.get("min", {}).get("order") == "numeric":
+        low, high = stats["min"]["value"], stats["max"]["value"]
+        found.append(
+            _issue(
+                "numbers_as_text",
+                name,
+                stats["count"]["value"],
+                exact,
+                "warning",
+                f"every value is a number stored as text ({low} to {high} in numeric order), so comparisons and "
+                f"sorting treat them as text: cast it to a number in the dump query, or in SQL over the snapshot "
+                f"(CAST({name} AS DOUBLE))",
+            )
+        )
+    elif numeric:
         present = stats["count"]["value"] - stats.get("empty_strings", {}).get("value", 0)
         other = present - numeric
         if other > 0 and numeric >= 0.5 * present:

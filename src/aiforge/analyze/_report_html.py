@@ -55,6 +55,8 @@ def _fig(entry: Any) -> str:
     if not isinstance(entry, dict) or "value" not in entry:
         return _e(entry)
     text = _e(_fmt(entry["value"]))
+    if entry.get("order"):  # a string column's min/max: in text order, or in numeric order for numbers as text
+        text += f' <span class="note">({_e(entry["order"])} order)</span>'
     if entry.get("exact"):
         return text
     return f'<span class="est" title="estimated from the sample">≈ {text}</span>'

@@ -279,13 +279,33 @@ def _string_stats(present: pa.ChunkedArray, exact: bool, scaled: Any) -> dict[st
         out["lengths"] = _lengths(lengths_np, exact)
         bounds = pc.min_max(present)
         low, high = short_values(pa.array([bounds["min"], bounds["max"]], present.type))
-        out["min"], out["max"] = figure(low, exact), figure(high, exact)
+        out["min"], out["max"] = figure(low, exact, order="alphabetical"), figure(high, exact, order="alphabetical")
     if is_text:
         blank = pc.equal(pc.utf8_trim_whitespace(present), "")
-        out["empty_strings"] = scaled(int(pc.sum(blank).as_py() or 0))
+        blanks = int(pc.sum(blank).as_py() or 0)
+        out["empty_strings"] = scaled(blanks)
         numeric = pc.match_substring_regex(present, _NUMBER_PATTERN)
-        out["numeric_strings"] = scaled(int(pc.sum(numeric).as_py() or 0))
+        numbers = int(pc.sum(numeric).as_py() or 0)
+        out["numeric_strings"] = scaled(numbers)
+        if numbers and numbers + blanks == len(present):  # numbers stored as text: their order is the numbers'
+            bounds = _numeric_bounds(present.filter(numeric))
+            if bounds is not None:
+                out["min"], out["max"] = (figure(v, exact, order="numeric") for v in bounds)
     return out
+
+
+def _numeric_bounds(numbers: pa.ChunkedArray) -> tuple[Any, Any] | None:
+    """The texts of the smallest and largest numbers (``-5.00`` and ``99.94``, where text order gives ``-5.00`` and
+    ``99.94`` only by chance, and ``10`` before ``9``); None if one does not fit a float."""
+    try:
+        values = np.asarray(pc.cast(pc.utf8_trim_whitespace(numbers), pa.float64()).to_numpy(), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if not values.size or not np.isfinite(values).all():
+        return None
+    texts = pa.chunked_array(numbers.chunks, numbers.type).combine_chunks()
+    low, high = short_values(texts.take(pa.array([int(values.argmin()), int(values.argmax())])))
+    return low, high
 
 
 def _top_values(present: pa.ChunkedArray, exact: bool, scale: float) -> dict[str, Any]:
