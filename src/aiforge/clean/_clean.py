@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from aiforge import reprs
 from aiforge._progress import progress as progress_bar
+from aiforge.clean._features import GIVEN_COLUMN, IMPUTE, feature_columns, feature_matrix, is_number, is_vector
 from aiforge.clean._report import render_html, summarise
 from aiforge.clean.checkers import make_checker
 from aiforge.clean.pico import PICO
@@ -31,7 +32,6 @@ from aiforge.workspace.writer import PartWriter, data_manifest
 __all__ = ["METHODS", "CleanResult", "clean"]
 
 METHODS = ("pico", "vote", "split")
-GIVEN_COLUMN = "label_given"
 
 
 @dataclass
@@ -72,6 +72,7 @@ def clean(
     *,
     label: str,
     features: list[str] | None = None,
+    impute: str | None = "median",
     method: str = "pico",
     checker: Any = None,
     out: str | None = None,
@@ -92,8 +93,14 @@ def clean(
     label : str
         The label column.
     features : list of str, optional
-        Feature columns. Default: every numeric or boolean column except the label, ``label_given`` and integer
-        identifiers (a different value in every row). A single string column is text (use ``checker="text"``).
+        Feature columns: numbers, booleans, or vectors of numbers (list columns, spread into one feature per
+        position). Default: the ``features`` vector of a BATCH feature snapshot; otherwise every numeric, boolean or
+        vector column except the label, ``label_given``, integer identifiers (a different value in every row) and
+        columns without a value. A single string column is text (use ``checker="text"``).
+    impute : {'median', 'mean', 'most_frequent'} or None, default 'median'
+        How the checkers see a missing feature value (null, NaN or +/-inf): the column's median, mean or most
+        frequent value (the smallest on ties) over the rows being cleaned. The new snapshot keeps the values as they
+        were; the manifest and the report say what was filled. None refuses missing values, as before.
     method : {'pico', 'vote', 'split'}, default 'pico'
         :class:`PICO`, :class:`MultiSplitVote` or :class:`SplitTrainCheck`.
     checker : str or scikit-learn classifier, optional
@@ -138,18 +145,25 @@ def clean(
     if method not in METHODS:
         raise InvalidInput(f"unknown method {method!r}; use one of: {', '.join(METHODS)}")
     validate_params({"seed": seed}, {"seed": [RANDOM_STATE[0]]})  # named as the caller knows it, not random_state
+    if impute is not None and impute not in IMPUTE:
+        raise InvalidInput(
+            f"unknown impute {impute!r}; use one of: {', '.join(IMPUTE)}, or None to refuse missing values"
+        )
     where = resolve_engine(engine, master)
     if where.name == "spark" and method != "pico":
         raise InvalidInput(f"engine='spark' trains PICO's checkers on Spark; method {method!r} runs locally only")
-    table, subject, default_out, source = _read(data, ws)
+    table, subject, default_out, source, batch_label = _read(data, ws)
     name = check_name(out if out is not None else default_out)
+    if batch_label is not None:  # a BATCH feature snapshot: its label is the column 'label', its features 'features'
+        label = "label" if label == batch_label and label not in table.column_names else label
+        features = ["features"] if features is None and label != "features" else features
     if label not in table.column_names:
         raise ColumnNotFound(
             f"label column {label!r} not found in {subject}; available columns: {', '.join(table.column_names)}"
         )
     make_checker(checker)  # an unknown checker name fails before the features are judged by what it reads
-    columns = _feature_columns(table, label, features, subject)
-    X = _features(table, columns, checker, subject)
+    columns = feature_columns(table, label, features, subject)
+    X, imputed = _features(table, columns, checker, subject, impute)
     given = table.column(label).to_numpy(zero_copy_only=False)
     if table.column(label).null_count:
         raise InvalidInput(
@@ -175,6 +189,7 @@ def clean(
         "checker": checker_name or "knn",
         "label": label,
         "features": columns,
+        "impute": {"strategy": impute, "filled": imputed},
         "seed": seed,
         "engine": fitted.engine_.name,
     }
@@ -211,68 +226,31 @@ def clean(
     return CleanResult(snapshot, report, html_path, json_path, fitted)
 
 
-def _read(data: Any, ws: Workspace) -> tuple[pa.Table, str, str, str]:
-    """The table, a subject for messages, the default output name and the manifest's source."""
+def _read(data: Any, ws: Workspace) -> tuple[pa.Table, str, str, str, str | None]:
+    """The table, a subject for messages, the default output name, the manifest's source and, for a BATCH feature
+    snapshot, the name its spec gave the label (None otherwise)."""
     if isinstance(data, str):
         data = ws.get_snapshot(data)
     if isinstance(data, Snapshot):
-        return data.to_arrow(), data.ref, f"{data.name}_clean", f"snapshot:{data.ref}"
+        manifest = data.manifest
+        batch_label = None
+        if "feature_names" in manifest and "features" in data.columns:
+            batch_label = str(manifest.get("label") or "label")
+        return data.to_arrow(), data.ref, f"{data.name}_clean", f"snapshot:{data.ref}", batch_label
     if isinstance(data, pa.Table):
-        return data, "table", "clean", "table"
+        return data, "table", "clean", "table", None
     if hasattr(data, "to_arrow") or type(data).__name__ == "DataFrame":
-        return pa.Table.from_pandas(data, preserve_index=False), "dataframe", "clean", "dataframe"
+        return pa.Table.from_pandas(data, preserve_index=False), "dataframe", "clean", "dataframe", None
     raise InvalidInput(
         f"data must be a snapshot reference, a Snapshot, a pyarrow.Table or a DataFrame; got {type(data).__name__}"
     )
 
 
-def _feature_columns(table: pa.Table, label: str, features: list[str] | None, subject: str) -> list[str]:
-    if features is not None:
-        missing = [c for c in features if c not in table.column_names]
-        if missing:
-            raise ColumnNotFound(
-                f"feature column(s) {', '.join(map(repr, missing))} not found in {subject}; "
-                f"available columns: {', '.join(table.column_names)}"
-            )
-        if label in features:
-            raise InvalidInput(f"the label column {label!r} cannot also be a feature; remove it from features")
-        if not features:
-            raise InvalidInput("features is empty; name at least one feature column or leave it out")
-        return list(features)
-    chosen = [
-        f.name
-        for f in table.schema
-        if f.name not in (label, GIVEN_COLUMN)
-        and _is_number(f.type)
-        and not _is_identifier(table.column(f.name))
-    ]
-    if not chosen:
-        raise InvalidInput(
-            f"{subject} has no numeric feature columns besides the label {label!r}; name them with features=[...] "
-            "(one string column is treated as text for checker='text')"
-        )
-    return chosen
-
-
-def _is_number(kind: pa.DataType) -> bool:
-    """Integers, floats, decimals (PostgreSQL numeric, MySQL DECIMAL) and booleans: what a checker reads as numbers."""
-    checks = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_boolean)
-    return any(check(kind) for check in checks)
-
-
-def _is_identifier(column: pa.ChunkedArray) -> bool:
-    """An integer column with a different value in every row names rows; as a feature it would only add noise."""
-    import pyarrow.compute as pc
-
-    return (
-        pa.types.is_integer(column.type)
-        and len(column) > 1
-        and column.null_count == 0
-        and pc.count_distinct(column).as_py() == len(column)
-    )
-
-
-def _features(table: pa.Table, columns: list[str], checker: Any, subject: str) -> Any:
+def _features(
+    table: pa.Table, columns: list[str], checker: Any, subject: str, impute: str | None
+) -> tuple[Any, dict[str, Any]]:
+    """What the checkers read (one text column as an object array, or the numeric matrix (N, D) with missing values
+    imputed) and what was imputed."""
     kinds = [table.schema.field(c).type for c in columns]
     # a named checker reads either numbers or one text column; an estimator of the caller's own may read either
     named = checker if isinstance(checker, str) else "knn" if checker is None else None
@@ -282,12 +260,8 @@ def _features(table: pa.Table, columns: list[str], checker: Any, subject: str) -
                 f"feature column {columns[0]!r} of {subject} has type {kinds[0]}; checker {named!r} needs numeric "
                 "features: add checker='text' to judge the labels from this text, or encode it first (aiforge batch)"
             )
-        return np.asarray(table.column(columns[0]).to_pylist(), dtype=object)
-    bad = [
-        (c, t)
-        for c, t in zip(columns, kinds, strict=True)
-        if not _is_number(t)
-    ]
+        return np.asarray(table.column(columns[0]).to_pylist(), dtype=object), {}
+    bad = [(c, t) for c, t in zip(columns, kinds, strict=True) if not (is_number(t) or is_vector(t))]
     if bad:
         raise InvalidInput(
             f"feature column(s) {', '.join(f'{c!r} ({t})' for c, t in bad)} of {subject} are not numeric; encode "
@@ -299,12 +273,4 @@ def _features(table: pa.Table, columns: list[str], checker: Any, subject: str) -
             f"{', '.join(f'{c!r} ({t})' for c, t in zip(columns, kinds, strict=True))} of {subject} are not text: "
             "name one string column with features=[...], or use another checker"
         )
-    matrix = np.empty((table.num_rows, len(columns)), dtype=np.float64)
-    for i, name in enumerate(columns):
-        column = table.column(name).cast(pa.float64())
-        if column.null_count:
-            raise InvalidInput(
-                f"feature column {name!r} has {column.null_count} missing values; impute or drop them before cleaning"
-            )
-        matrix[:, i] = column.to_numpy(zero_copy_only=False)
-    return matrix
+    return feature_matrix(table, columns, subject, impute)

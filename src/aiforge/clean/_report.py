@@ -93,6 +93,20 @@ def _bars(before: dict[str, int], after: dict[str, int]) -> str:
     )
 
 
+def _imputed(impute: dict[str, Any] | None) -> str:
+    """One paragraph on the missing feature values the checkers saw filled; empty when none were."""
+    if not impute or not impute.get("filled"):
+        return ""
+    parts = []
+    for name, entry in impute["filled"].items():
+        value = f" with {entry['value']:g}" if "value" in entry else ""
+        parts.append(f"<code>{_e(name)}</code> {entry['missing']:,}{value}")
+    return (
+        f"<p>Missing feature values, filled with the {_e(impute['strategy']).replace('_', ' ')} of their column over "
+        f"the rows cleaned, for the checkers only (the snapshot keeps them missing): {', '.join(parts)}.</p>"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     """One HTML page for ``report`` (what :func:`summarise` returns)."""
     rows = "".join(
@@ -124,6 +138,7 @@ svg text{{font-size:10px}} .big{{font-size:1.4em}}
 in {report["iterations"]} iteration(s); changes per iteration: {_e(report["changed_per_iteration"])}.</p>
 <p>Label column <code>{_e(report["label"])}</code>; the given labels are kept in <code>label_given</code>
 of {_e(report.get("output") or "the output")}.</p>
+{_imputed(report.get("impute"))}
 <h2>Top confusions (given → suggested)</h2>
 <table><tr><th>given</th><th>suggested</th><th>examples</th></tr>{rows}</table>
 <h2>Examples with their posteriors (most confident first)</h2>

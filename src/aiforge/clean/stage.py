@@ -18,9 +18,13 @@ class CleanSpec(StageSpec):
     label: Annotated[str, Field(description="The label column to correct."), Cli(("--label", "-l"))]
     features: Annotated[
         list[str] | None,
-        Field(description="Comma-separated feature columns [default: numeric, not ids]."),
+        Field(description="Comma-separated feature columns [default: numeric or vector, not ids]."),
         Cli(("--features", "-f"), split=True),
     ] = None
+    impute: Annotated[
+        Literal["median", "mean", "most_frequent", "none"],
+        Field(description="Fill missing feature values for the checkers (the snapshot keeps them), or none: refuse."),
+    ] = "median"
     method: Annotated[Literal["pico", "vote", "split"], Field(description="pico, or the simpler vote/split.")] = "pico"
     checker: Annotated[
         str | None, Field(description="knn (default), logreg, forest, hgb, nb, ensemble or text.")
@@ -42,6 +46,7 @@ def _run(spec: CleanSpec, *, workspace: Any = None, progress: bool = False) -> A
     from aiforge.clean._clean import clean
 
     fields = spec.model_dump()
+    fields["impute"] = None if fields["impute"] == "none" else fields["impute"]
     return clean(fields.pop("snapshot"), **fields, workspace=workspace, progress=progress)
 
 
