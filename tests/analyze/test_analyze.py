@@ -398,3 +398,14 @@ def test_scatter_offers_the_most_informative_columns_first_and_constants_last() 
     order = list(analyze(table, label="y")._scatter["columns"])
     assert order[0] == "signal"
     assert order[-1] == "const"
+
+
+def test_scatter_never_opens_on_the_label_or_a_row_id() -> None:
+    """Issue 12: the page plots the first two columns; the label is the colour and an id spreads rows evenly."""
+    rng = np.random.default_rng(1)
+    n = 2_000
+    table = pa.table({"id": np.arange(n), "returned": rng.integers(0, 2, n), "age": rng.integers(18, 80, n),
+                      "income": rng.lognormal(8, 1, n), "const": np.ones(n)})
+    with_label = list(analyze(table, label="returned")._scatter["columns"])
+    assert set(with_label[:2]) == {"age", "income"} and with_label[2:] == ["id", "returned", "const"]
+    assert list(analyze(table)._scatter["columns"]) == ["returned", "age", "income", "id", "const"]

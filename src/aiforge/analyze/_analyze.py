@@ -355,16 +355,20 @@ def _scatter_rows(
     """At most 5,000 seeded rows of the plottable columns, for the Dive-like scatter.
 
     Columns come most useful first, since the page plots the first two: those that tell the most about the label
-    on held-out rows, and constant columns last.
+    on held-out rows; the label itself (it is the colour), row ids (integers all different) and constant columns
+    last, since a scatter on them shows nothing.
     """
     leaks = leaks or {}
 
-    def usefulness(stats: dict[str, Any]) -> tuple[bool, float]:
+    def usefulness(stats: dict[str, Any]) -> tuple[bool, bool, bool, float]:
         score = leaks.get(stats["name"], {})
         gain = float(score.get("score", 0.0)) - float(score.get("baseline", 0.0))
-        return stats["distinct"]["value"] <= 1, -gain
+        distinct = stats["distinct"]["value"]
+        row_id = pa.types.is_integer(table.schema.field(stats["name"]).type) and distinct > 1 and (
+            distinct == stats["count"]["value"] - stats["missing"]["value"])
+        return distinct <= 1, stats["name"] == label, row_id, -gain
 
-    columns = sorted(columns, key=usefulness)
+    columns = sorted(columns, key=usefulness)  # stable: otherwise in table order
     rows = table.num_rows
     pick = np.sort(
         np.random.default_rng(seed + 1).choice(rows, size=min(rows, SCATTER_POINTS), replace=False)
