@@ -54,9 +54,30 @@ def _failure(exc: BaseException, what: str) -> AiforgeError:
         match = re.search(rf"(?:aiforge\.errors\.)?{name}: (.+)", text)
         if match:
             return kind(match[1].strip())
-    from aiforge.engines.spark import first_line
+    from aiforge.engines.spark import failure_text
 
-    return SourceError(f"Spark failed while {what}: {first_line(exc)}")
+    return SourceError(f"Spark failed while {what}: {failure_text(exc)}")
+
+
+def _drop_failure(exc: BaseException, spec: BatchSpec, types: dict[str, str]) -> AiforgeError:
+    """A failure while counting the drops. Spark casts a text column compared with a number (``amount < 0``) row by
+    row, so where DuckDB refuses the rule before it runs, Spark fails on the first value that is not an integer:
+    that is the rule's error, with the same advice as on the local engine."""
+    text = str(exc)
+    if re.search(r"CAST_INVALID_INPUT|NumberFormatException", text):
+        rules = [(i, rule.where) for i, rule in enumerate(spec.drop) if rule.where is not None]
+        # the rule Spark quotes in its SQL fragment, else the first one that compares a text column with a number
+        rules.sort(key=lambda item: item[1] not in text)
+        for i, where in rules:
+            if plan.text_compared_with_numbers(where, types):
+                from aiforge.engines.spark import failure_text, first_line, log_path
+
+                failure_text(exc)  # the full error goes to the log
+                message = re.split(r"(?<=\.)\s", first_line(exc), maxsplit=1)[0].rstrip(".")
+                if log_path() is not None:
+                    message += f" (Spark's full error is in {log_path()})"
+                return plan.predicate_error(i, where, message, types)
+    return _failure(exc, "counting the rows each drop rule removes")
 
 
 def _prepare_partition(
@@ -117,7 +138,9 @@ class SparkRunner:
         try:
             self.spark.read.parquet(*[str(f) for f in files]).createOrReplaceTempView(self.view)
         except Exception as exc:
-            raise SourceError(f"Spark cannot read the snapshot files: {exc}") from exc
+            from aiforge.engines.spark import failure_text
+
+            raise SourceError(f"Spark cannot read the snapshot files: {failure_text(exc)}") from exc
 
     def scan(self, show: bool = False) -> plan.Scan:
         """Count the drops and fit the statistics with Spark SQL."""
@@ -126,9 +149,12 @@ class SparkRunner:
         spec, transform, types, spark, view = self.spec, self.transform, self.types, self.spark, self.view
         type_names = {name: str(kind) for name, kind in types.items()}
         conditions = plan.drop_conditions(spec, type_names, "spark")
-        plan.check_predicates(lambda sql: spark.sql(sql).collect(), spec, conditions, view)
+        plan.check_predicates(lambda sql: spark.sql(sql).collect(), spec, conditions, view, type_names)
         try:
             row = spark.sql(plan.count_query(conditions, view)).collect()[0]
+        except Exception as exc:
+            raise _drop_failure(exc, spec, type_names) from exc
+        try:
             rows_in, dropped = plan.dropped_per_rule(tuple(row), conditions)
             self.kept = spark.sql(plan.kept_query(spec, conditions, view, "spark"))
             empty = pa.RecordBatch.from_pylist([], schema=pa.schema([(n, types[n]) for n in spec.used_columns()]))

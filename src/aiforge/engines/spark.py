@@ -14,14 +14,22 @@ process.
 Sampling uses ``DataFrame.sample(fraction, seed)``: also Bernoulli and reproducible for a given seed and
 partitioning, but it draws different random numbers than the local engine, so the two engines keep different
 rows.
+
+Spark's own log never reaches the terminal: the JVM's log4j writes to ``<workspace>/logs/spark-STAMP-PID.log``
+(created when there is something to log), and so do PySpark's loggers that print a failed query as JSON. A
+failure is one line (:func:`failure_text`: the first line of Spark's message and where the log is), and the full
+JVM stack trace is appended to that log.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import re
 import shutil
 import threading
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +38,7 @@ from aiforge.engines.csv_reader import Ragged, check_ragged, read_csv, spark_opt
 from aiforge.engines.sources import Source
 from aiforge.errors import InvalidInput, QueryError, SourceError, WorkspaceError
 
-__all__ = ["DEFAULT_MASTER", "first_line", "get_session", "warehouse_dir", "write_parquet"]
+__all__ = ["DEFAULT_MASTER", "failure_text", "first_line", "get_session", "log_path", "warehouse_dir", "write_parquet"]
 
 DEFAULT_MASTER = "local[*]"
 _LOCK = threading.Lock()
@@ -45,6 +53,77 @@ _SETTINGS = {
     # legacy.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
+
+
+#: log4j2 configuration of the driver JVM: everything to the file named by the system property, nothing to the console
+_LOG4J2 = """\
+status = error
+name = aiforge
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = ${sys:aiforge.spark.log}
+appender.file.append = true
+appender.file.createOnDemand = true
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{yyyy-MM-dd HH:mm:ss} %p %c: %m%n%ex
+rootLogger.level = warn
+rootLogger.appenderRef.file.ref = file
+"""
+#: PySpark's loggers that print a failed query's error as JSON on stderr
+_PYSPARK_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+_log_file: Path | None = None
+
+
+def log_path() -> Path | None:
+    """The log file of this process's Spark session (the JVM's log and the full traces), None before one starts."""
+    return _log_file
+
+
+def _logging_options(home: Path) -> str:
+    """The JVM options that send log4j to ``home/logs/spark-STAMP-PID.log``; the log4j2 file is written beside it."""
+    global _log_file
+    folder = home / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "spark-log4j2.properties"
+    if not config.is_file() or config.read_text(encoding="utf-8") != _LOG4J2:
+        staged = folder / f".spark-log4j2.properties.{os.getpid()}"
+        staged.write_text(_LOG4J2, encoding="utf-8")
+        os.replace(staged, config)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    _log_file = folder / f"spark-{stamp}-{os.getpid()}.log"
+    return f"-Dlog4j2.configurationFile={config.as_uri()} -Daiforge.spark.log={_log_file}"
+
+
+def _quiet_pyspark_loggers() -> None:
+    """Send PySpark's JSON error loggers to the session's log file instead of stderr."""
+    from pyspark.logger import PySparkLogger
+
+    for name in _PYSPARK_LOGGERS:
+        logger = PySparkLogger.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        if _log_file is not None:
+            logger.addHandler(logging.FileHandler(_log_file, delay=True, encoding="utf-8"))
+        logger.propagate = False
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line for the terminal: Spark's message without its stack trace, and the log that holds the trace.
+
+    The full error (the JVM's stack trace, or Python's traceback) is appended to :func:`log_path`.
+    """
+    line = first_line(exc)
+    if _log_file is None:
+        return line
+    trace = getattr(exc, "_stackTrace", None) or ""  # PySpark's captured JVM exceptions keep the JVM trace here
+    text = "".join(traceback.format_exception(exc)) + (f"\nJVM stack trace:\n{trace}" if trace else "")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        with open(_log_file, "a", encoding="utf-8") as log:
+            log.write(f"{stamp} ERROR aiforge: {line}\n{text}\n")
+    except OSError:
+        return line
+    return f"{line} (Spark's full error is in {_log_file})"
 
 
 def warehouse_dir(home: Path) -> Path:
@@ -87,7 +166,8 @@ def get_session(master: str | None = None, *, home: Path | None = None) -> Any:
             return active
         if active is not None:
             active.stop()
-        base = warehouse_dir(home or Path.cwd() / ".aiforge")
+        workspace = (home or Path.cwd() / ".aiforge").absolute()
+        base = warehouse_dir(workspace)
         builder = SparkSession.builder.master(master).appName("aiforge")
         for key, value in {
             **_SETTINGS,
@@ -95,14 +175,14 @@ def get_session(master: str | None = None, *, home: Path | None = None) -> Any:
             "spark.hadoop.javax.jdo.option.ConnectionURL": (
                 f"jdbc:derby:;databaseName={base / 'metastore_db'};create=true"
             ),
-            "spark.driver.extraJavaOptions": f"-Dderby.system.home={base}",
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={base} {_logging_options(workspace)}",
         }.items():
             builder = builder.config(key, value)
         try:
             session = (builder.enableHiveSupport() if _hive_available() else builder).getOrCreate()
         except Exception as exc:
-            raise SourceError(f"cannot start Spark with master {master!r}: {first_line(exc)}") from exc
-        session.sparkContext.setLogLevel("ERROR")
+            raise SourceError(f"cannot start Spark with master {master!r}: {failure_text(exc)}") from exc
+        _quiet_pyspark_loggers()
         return session
 
 
@@ -171,23 +251,21 @@ def write_parquet(
             frame.createOrReplaceTempView("source")
         except Exception as exc:
             raise SourceError(
-                f"cannot read {source.format} file(s) {source.redacted}: {first_line(exc)}; "
+                f"cannot read {source.format} file(s) {source.redacted}: {failure_text(exc)}; "
                 f"check that the files are readable and really are {source.format}"
             ) from exc
     try:
         frame = spark.sql(query)
         if sample is not None:
             frame = frame.sample(withReplacement=False, fraction=sample[0], seed=sample[1])
-    except AnalysisException as exc:
-        raise QueryError(first_line(exc), query) from exc
-    except PySparkException as exc:
-        raise QueryError(first_line(exc), query) from exc
+    except (AnalysisException, PySparkException) as exc:
+        raise QueryError(failure_text(exc), query) from exc
     check_unique_names(frame.columns, query)  # Spark refuses them too, but only when it writes, and less clearly
     out = data_dir.parent / "spark-out"
     try:
         frame.write.mode("error").parquet(str(out), compression="zstd")
     except Exception as exc:
-        message = first_line(exc)
+        message = failure_text(exc)
         if re.search(r"No space left|Permission denied|Read-only file system|Disk quota", message):
             raise WorkspaceError(f"cannot write the snapshot files in {out.parent}: {message}") from exc
         if isinstance(exc, AnalysisException):
