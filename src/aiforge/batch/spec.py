@@ -48,7 +48,6 @@ __all__ = [
 ]
 
 ISSUES = ("duplicate_rows", "invalid_values")
-IMPUTE = ("mean", "median", "most_frequent", "constant")
 Impute = Literal["mean", "median", "most_frequent", "constant"]
 
 
