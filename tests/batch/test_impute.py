@@ -195,6 +195,10 @@ BASE: dict[str, Any] = {"input": "t", "output": "o", "id": "id"}
             "features[0].numeric: fill_value of a numeric feature must be a finite number; got nan",
         ),
         (
+            {"numeric": {"column": "x", "impute": "constant", "fill_value": 10**400}},
+            "features[0].numeric: fill_value of a numeric feature must be a finite number; got " + str(10**400),
+        ),
+        (
             {"numeric": {"column": "x", "fill_value": 3}},
             "features[0].numeric: fill_value 3 is only used with 'impute: constant' (got no impute): set impute: "
             "constant or remove fill_value",

@@ -82,6 +82,13 @@ class Bucketize(_Strict):
         return self
 
 
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an integer beyond float64 (10**400 in YAML)
+        return False
+
+
 def _check_fill(impute: str | None, fill_value: Any, kind: str) -> None:
     """Refuse a ``fill_value`` without ``impute: constant``, a constant without one, or one of the wrong type."""
     if impute != "constant":
@@ -96,7 +103,7 @@ def _check_fill(impute: str | None, fill_value: Any, kind: str) -> None:
         example = "0" if kind == "numeric" else "unknown"
         raise ValueError(f"'impute: constant' needs a fill_value, e.g. fill_value: {example}")
     if kind == "numeric":
-        if isinstance(fill_value, bool) or not isinstance(fill_value, int | float) or not math.isfinite(fill_value):
+        if isinstance(fill_value, bool) or not isinstance(fill_value, int | float) or not _finite(fill_value):
             raise ValueError(f"fill_value of a numeric feature must be a finite number; got {fill_value!r}")
     elif isinstance(fill_value, bool) or not isinstance(fill_value, int | str):
         raise ValueError(
