@@ -71,6 +71,7 @@ def test_clean_imputes_the_median_and_keeps_the_snapshot_as_it_was(workspace: Wo
     assert result.report["impute"] == expected
     assert json.loads(result.json_path.read_text())["impute"]["filled"]["x0"]["missing"] == 29
     assert "Missing feature values, filled with the median of their column" in result.html_path.read_text()
+    assert "<td>x0 29 (median, for the checkers only)</td>" in result._repr_html_()
     out = result.snapshot.to_arrow()
     assert out.column("x0").null_count == table.column("x0").null_count == 18  # the snapshot keeps them missing
     assert (np.array(out.column("kind").to_pylist()) == truth).mean() >= 0.95

@@ -60,6 +60,10 @@ class CleanResult:
             ("engine", report.get("engine")),
             ("report", str(self.html_path)),
         ]
+        impute = report.get("impute") or {}
+        if impute.get("filled"):  # only when the checkers saw filled values
+            filled = ", ".join(f"{name} {entry['missing']:,}" for name, entry in impute["filled"].items())
+            facts.insert(3, ("imputed", f"{filled} ({impute['strategy']}, for the checkers only)"))
         confusions = report.get("top_confusions", [])
         rows = ((c["given"], c["suggested"], c["count"]) for c in confusions)
         top = reprs.table(("given", "suggested", "rows"), rows, total=len(confusions), limit=10, noun="pairs")
