@@ -42,7 +42,7 @@ def test_every_value_numeric_text_is_an_issue_with_numeric_min_max(tmp_path: Pat
 
 
 def test_text_that_is_mostly_numbers_stays_mixed_types(tmp_path: Path) -> None:
-    table = pa.table({"amount": pa.array((AMOUNTS + ["n/a"]) * 10, pa.string())})
+    table = pa.table({"amount": pa.array([*AMOUNTS, "n/a"] * 10, pa.string())})
     path = tmp_path / "t.parquet"
     pq.write_table(table, path)
     report = analyze(str(path), workspace=tmp_path / "home", exact=True)

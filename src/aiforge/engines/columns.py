@@ -156,7 +156,7 @@ def plan_columns(
     query: str,
     *,
     hint: Callable[[str], str] = lambda name: f"CAST({name} AS VARCHAR)",
-    extra: Callable[[pa.Field], Convert | Unsupported | None] | None = None,
+    extra: Callable[[pa.Field], Convert | Noted | Unsupported | None] | None = None,
 ) -> ColumnPlan:
     """Decide how each column of ``schema`` is stored (see the module docstring), before any row is read.
 
@@ -178,7 +178,8 @@ def plan_columns(
         Duplicate names, or columns that cannot be stored (all of them named in one message).
     """
     check_unique_names(schema.names, query)
-    fields, converters, refused, notes = [], {}, [], {}
+    fields, converters, refused = [], {}, []
+    notes: dict[str, str] = {}
     for index, f in enumerate(schema):
         rule = extra(f) if extra is not None else None
         if rule is None:
@@ -199,7 +200,7 @@ def plan_columns(
     return ColumnPlan(pa.schema(fields, metadata=schema.metadata), converters, notes)
 
 
-def _arrow_rule(f: pa.Field, hint: Callable[[str], str]) -> Convert | Unsupported | None:
+def _arrow_rule(f: pa.Field, hint: Callable[[str], str]) -> Convert | Noted | Unsupported | None:
     kind = f.type
     if pa.types.is_interval(kind):
         return interval_to_iso

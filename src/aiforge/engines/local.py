@@ -20,7 +20,6 @@ source rejected the query), with the password scrubbed.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -106,8 +105,9 @@ def open_stream(
     check_ragged(ragged_csv, source.format, source.redacted)
     if source.kind == "files":
         return _files(source, query, batch_rows, temp_dir, ragged_csv)
+    if source.kind == "postgresql":
+        return _postgresql(source, query, batch_rows, temp_dir, numeric_as_float)
     opener: Callable[[Source, str, int, Any], contextlib.AbstractContextManager[BatchStream]] = {
-        "postgresql": functools.partial(_postgresql, numeric_as_float=numeric_as_float),
         "mysql": open_mysql,
         "sqlite": _sqlite,
         "duckdb": _duckdb_file,
