@@ -155,9 +155,13 @@ def test_the_cli_cleans_a_snapshot_with_missing_values(workspace: Workspace, blo
     summary = json.loads(result.stdout)
     report = json.loads(Path(summary["json"]).read_text(encoding="utf-8"))
     assert summary["output"] == "pets_clean@v1" and report["impute"]["filled"]["x0"]["missing"] == 29
+    assert Path(summary["json"]).name == "stats.json"  # every report's JSON has the documented name
+    assert summary["impute"]["filled"]["x0"]["missing"] == 29
     result = runner.invoke(app, ["clean", "pets", "-l", "kind", "--method", "split", "--impute", "mean"])
     assert result.exit_code == 0, result.output
     assert workspace.get_snapshot("pets_clean@v2").manifest["clean"]["impute"]["strategy"] == "mean"
+    assert ("Missing feature values filled with the mean for the checkers (the snapshot keeps them missing): x0 29"
+            in result.stdout.splitlines())
     result = runner.invoke(app, ["clean", "pets", "-l", "kind", "--impute", "none"])
     assert result.exit_code == 1 and result.stderr == (
         "Error: feature column 'x0' has 18 missing values; impute them (impute='median', --impute median) or drop "

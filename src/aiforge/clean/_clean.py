@@ -220,7 +220,7 @@ def clean(
     created = snapshot.created
     report["output"] = snapshot.ref
     folder = ws.report_dir(f"clean-{snapshot.ref}", created.replace(":", "").replace("-", ""))
-    html_path, json_path = folder / "report.html", folder / "clean.json"
+    html_path, json_path = folder / "report.html", folder / "stats.json"  # every report's layout (docs/guide.md)
     try:
         write_atomic(html_path, render_html(report))
         write_atomic(json_path, json.dumps(report, indent=2, default=str))

@@ -93,6 +93,19 @@ def _bars(before: dict[str, int], after: dict[str, int]) -> str:
     )
 
 
+def _per_iteration(report: dict[str, Any]) -> str:
+    """The labels each iteration changed; said plainly when they add up to more than the net change, since a label
+    can change in several iterations, or back to its given value."""
+    steps = report["changed_per_iteration"]
+    if len(steps) <= 1:
+        return ""
+    text = f" Labels changed in each iteration: {', '.join(f'{n:,}' for n in steps)}"
+    if sum(steps) != report["changed"]:
+        text += (f" ({sum(steps):,} changes in all: some labels changed in more than one iteration or went back to "
+                 f"their given value, so {report['changed']:,} differ from the given labels at the end)")
+    return text + "."
+
+
 def _imputed(impute: dict[str, Any] | None) -> str:
     """One paragraph on the missing feature values the checkers saw filled; empty when none were."""
     if not impute or not impute.get("filled"):
@@ -135,7 +148,7 @@ svg text{{font-size:10px}} .big{{font-size:1.4em}}
 <h1>Label cleaning: {_e(report["subject"])}</h1>
 <p class="big"><b>{report["changed"]:,}</b> of {report["rows"]:,} labels changed
 ({100 * report["changed_fraction"]:.2f}%) by <b>{_e(report["method"])}</b> with checker {_e(report["checker"])}
-in {report["iterations"]} iteration(s); changes per iteration: {_e(report["changed_per_iteration"])}.</p>
+in {report["iterations"]} iteration(s).{_per_iteration(report)}</p>
 <p>Label column <code>{_e(report["label"])}</code>; the given labels are kept in <code>label_given</code>
 of {_e(report.get("output") or "the output")}.</p>
 {_imputed(report.get("impute"))}

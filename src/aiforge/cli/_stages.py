@@ -62,7 +62,8 @@ stage_command("batch", "batch", _show_batch, json_help="Print the feature snapsh
 def _show_clean(result: Any, spec: Any, as_json: bool) -> None:
     report = result.report
     if as_json:
-        keys = ("subject", "output", "method", "checker", "rows", "changed", "changed_fraction", "top_confusions")
+        keys = ("subject", "output", "method", "checker", "rows", "changed", "changed_fraction", "impute",
+                "top_confusions")
         print_json({k: report.get(k) for k in keys} | {"html": str(result.html_path), "json": str(result.json_path)})
         return
     typer.echo(
@@ -71,6 +72,11 @@ def _show_clean(result: Any, spec: Any, as_json: bool) -> None:
     )
     for confusion in report["top_confusions"][:5]:
         typer.echo(f"  {confusion['given']} -> {confusion['suggested']}: {confusion['count']:,} rows")
+    impute = report.get("impute") or {}
+    if impute.get("filled"):
+        filled = ", ".join(f"{name} {entry['missing']:,}" for name, entry in impute["filled"].items())
+        typer.echo(f"Missing feature values filled with the {impute['strategy'].replace('_', ' ')} for the checkers "
+                   f"(the snapshot keeps them missing): {filled}")
     typer.echo(f"Report: {result.html_path}")
 
 
