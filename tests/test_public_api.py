@@ -68,7 +68,7 @@ SUBPACKAGE_NAMES: dict[str, list[str]] = {
     "aiforge.engines": ["ENGINES", "Engine", "LocalEngine", "SparkEngine", "resolve_engine"],
     "aiforge.dump": ["dump"],
     "aiforge.analyze": ["Report", "analyze"],
-    "aiforge.batch": ["BatchSpec", "FeatureSnapshot", "Transform", "batch", "load_spec"],
+    "aiforge.batch": ["BatchSpec", "FeatureSnapshot", "Transform", "batch", "expand_columns", "load_spec"],
     "aiforge.clean": ["CHECKERS", "CleanResult", "METHODS", "MultiSplitVote", "PICO", "SplitTrainCheck", "clean",
                       "make_checker"],
     "aiforge.nlp": ["ClientStats", "NginxProxy", "NlpClient", "NlpClientConfig", "NlpServer", "TokenBucket",

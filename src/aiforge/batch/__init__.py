@@ -12,10 +12,11 @@ from aiforge._lazy import lazy_names
 
 if TYPE_CHECKING:
     from aiforge.batch._batch import FeatureSnapshot, batch
+    from aiforge.batch._feature_ops import expand_columns
     from aiforge.batch.spec import BatchSpec, load_spec
     from aiforge.batch.transform import Transform
 
-__all__ = ["BatchSpec", "FeatureSnapshot", "Transform", "batch", "load_spec"]
+__all__ = ["BatchSpec", "FeatureSnapshot", "Transform", "batch", "expand_columns", "load_spec"]
 __getattr__, __dir__ = lazy_names(
     __name__,
     {
@@ -23,6 +24,7 @@ __getattr__, __dir__ = lazy_names(
         "FeatureSnapshot": "aiforge.batch._batch",
         "Transform": "aiforge.batch.transform",
         "batch": "aiforge.batch._batch",
+        "expand_columns": "aiforge.batch._feature_ops",
         "load_spec": "aiforge.batch.spec",
     },
     call="batch",

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from aiforge import reprs
 from aiforge.batch import _plan as plan
 from aiforge.batch._encoders import SPLITS
-from aiforge.batch._feature_ops import check_types
+from aiforge.batch._feature_ops import check_types, expand_columns
 from aiforge.batch.spec import BatchSpec, load_spec
 from aiforge.batch.transform import FORMAT_VERSION, Transform
 from aiforge.engines import Engine, LocalEngine, SparkEngine, resolve_engine
@@ -206,6 +206,7 @@ def batch(
     source = ws.get_snapshot(spec.input)
     files = source.files
     types = {f.name: f.type for f in pq.read_schema(files[0])} if files else {}
+    spec = expand_columns(spec, types, source=f" of snapshot {source.ref}")  # columns: "pixel_*" -> one per column
     _check_columns(spec, source, types)
     transform = Transform(features=spec.features, nlp=spec.nlp)
     log.info("batch %s -> %s with the %s engine", source.ref, spec.output, runs_on.name)
@@ -258,7 +259,7 @@ def batch(
 
 def _check_columns(spec: BatchSpec, source: Snapshot, types: Mapping[str, pa.DataType]) -> None:
     wanted = [("id", spec.id)] + ([("label", spec.label)] if spec.label else [])
-    wanted += [(f"features[{i}].{f.kind}.column", f.body.column) for i, f in enumerate(spec.features)]
+    wanted += [(f"features[{i}].{f.kind}.column", f.column) for i, f in enumerate(spec.features)]
     for i, rule in enumerate(spec.drop):
         wanted += [(f"drop[{i}].columns", c) for c in rule.columns or []]
     for where, column in wanted:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aiforge.batch import _encoders as enc
-from aiforge.batch.spec import FeatureItem, TextFeature
+from aiforge.batch.spec import BatchSpec, FeatureItem, TextFeature
 from aiforge.errors import InvalidInput
 
 __all__ = ["DEFAULT_TOP_K", "apply", "check_types", "learn"]
@@ -85,6 +85,73 @@ def _problem(kind_name: str, arrow_type: pa.DataType) -> str | None:
     return None if fix is None else f"{what} needs {_ONE_VALUE}: {fix}"
 
 
+def _selectable(kind_name: str, arrow_type: pa.DataType) -> bool:
+    """Whether a selector (``columns: "pixel_*"``) of a ``kind_name`` feature takes a column of this type: numbers
+    for numeric, text or booleans for categorical (integer categories are better named), text for text."""
+    kind = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    if pa.types.is_null(kind):
+        return False  # no value at all: nothing to learn
+    if kind_name == "categorical":
+        return _string_type(kind) or pa.types.is_boolean(kind)
+    return _problem(kind_name, kind) is None
+
+
+def expand_columns(spec: BatchSpec, types: Mapping[str, pa.DataType], *, source: str = "") -> BatchSpec:
+    """The spec with every column selector (``columns: "pixel_*"``) replaced by one feature per matching column.
+
+    A selector takes, in table order, the columns whose name matches one of its patterns (shell-style, case
+    sensitive) and whose type the feature can use, except the id, the label, columns another feature names and
+    columns an earlier selector took; each feature keeps the selector's options and is named after its column.
+
+    Parameters
+    ----------
+    spec : BatchSpec
+    types : mapping of str to pyarrow.DataType
+        The input's columns, in table order.
+    source : str, optional
+        Added after "columns" in errors, e.g. ``" of snapshot t@v1"``.
+
+    Raises
+    ------
+    InvalidInput
+        A selector matches no column it can use; the message names its patterns and the columns there are.
+
+    Examples
+    --------
+    >>> from aiforge.batch.spec import load_spec
+    >>> spec = load_spec({"input": "t", "output": "f", "id": "id", "features": [
+    ...     {"numeric": {"columns": "px_*", "scale": "minmax"}}, {"numeric": {"column": "px_2"}}]})
+    >>> types = {"id": pa.int64(), "px_0": pa.float64(), "px_1": pa.float64(), "px_2": pa.float64()}
+    >>> [f.name for f in expand_columns(spec, types).features]
+    ['px_0', 'px_1', 'px_2']
+    """
+    import fnmatch
+
+    if all(item.selector is None for item in spec.features):
+        return spec
+    taken = {spec.id, *([spec.label] if spec.label else []),
+             *(item.column for item in spec.features if item.selector is None)}
+    features: list[dict[str, Any]] = []
+    for i, item in enumerate(spec.features):
+        patterns = item.selector
+        if patterns is None:
+            features.append(item.model_dump(exclude_none=True))
+            continue
+        matched = [name for name, kind in types.items()
+                   if name not in taken and any(fnmatch.fnmatchcase(name, p) for p in patterns)
+                   and _selectable(item.kind, kind)]
+        if not matched:
+            shown = ", ".join(f"{name} ({kind})" for name, kind in types.items())
+            raise InvalidInput(
+                f"features[{i}].{item.kind}.columns {item.body.columns!r} matches no column a {item.kind} feature "
+                f"can use that no other feature takes; columns{source}: {shown}"
+            )
+        taken.update(matched)
+        options = item.body.model_dump(exclude_none=True, exclude={"columns"})
+        features += [{item.kind: {**options, "column": name}} for name in matched]
+    return type(spec).model_validate({**spec.model_dump(exclude_none=True), "features": features})
+
+
 def check_types(items: Sequence[FeatureItem], types: Mapping[str, pa.DataType], *, label: str | None = None,
                 source: str = "") -> None:
     """Refuse, before any row is read, a feature or label over a column whose Arrow type it cannot use.
@@ -95,7 +162,7 @@ def check_types(items: Sequence[FeatureItem], types: Mapping[str, pa.DataType], 
     category is their text form). ``source`` (e.g. ``" of snapshot t@v1"``) is added after the column's name.
     Columns missing from ``types`` are left to the caller's own check.
     """
-    wanted = [(f"features[{i}].{item.kind}.column", item.kind, item.body.column) for i, item in enumerate(items)]
+    wanted = [(f"features[{i}].{item.kind}.column", item.kind, item.column) for i, item in enumerate(items)]
     if label is not None:
         wanted.append(("label", "label", label))
     for where, kind_name, column in wanted:
@@ -116,7 +183,7 @@ def _fill(item: FeatureItem, key: str, stats: Mapping[str, Any]) -> dict[str, An
     value = getattr(body, "fill_value", None) if strategy == "constant" else stats.get("impute", {}).get(key)
     if value is None:
         raise InvalidInput(
-            f"feature {item.name!r}: impute {strategy!r} found no value of column {body.column!r} in the train split "
+            f"feature {item.name!r}: impute {strategy!r} found no value of column {item.column!r} in the train split "
             "after the drop rules (every value is missing); use impute: constant with a fill_value, or check the "
             "column"
         )

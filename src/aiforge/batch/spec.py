@@ -121,7 +121,8 @@ class NumericFeature(_Strict):
     clip and log1p make non-finite, missing values become the train mean after clip and log1p.
     """
 
-    column: str
+    column: str | None = None
+    columns: str | list[str] | None = None
     name: str | None = None
     impute: Impute | None = None
     fill_value: Any = None
@@ -157,7 +158,8 @@ class CategoricalFeature(_Strict):
     "other" (one-hot), -1 (ordinal) or all zeros (hash).
     """
 
-    column: str
+    column: str | None = None
+    columns: str | list[str] | None = None
     name: str | None = None
     encoding: Literal["onehot", "ordinal", "hash"] = "onehot"
     top_k: int | None = Field(default=None, ge=1, le=100_000)
@@ -183,7 +185,8 @@ class CategoricalFeature(_Strict):
 class TextFeature(_Strict):
     """Text: tokens from the NLP API (or the in-process tokenizer), then hashed counts or TF-IDF."""
 
-    column: str
+    column: str | None = None
+    columns: str | list[str] | None = None
     name: str | None = None
     encoding: Literal["hash", "tfidf"] = "tfidf"
     buckets: int = Field(default=256, ge=1, le=1_048_576)
@@ -204,7 +207,15 @@ class TextFeature(_Strict):
 
 
 class FeatureItem(_Strict):
-    """One entry of ``features``: exactly one of ``numeric``, ``categorical`` or ``text``."""
+    """One entry of ``features``: exactly one of ``numeric``, ``categorical`` or ``text``.
+
+    Its body names one ``column``, or selects several with ``columns``: a name pattern (``pixel_*``, shell-style:
+    ``*``, ``?``, ``[...]``) or a list of patterns. A selector becomes one feature per matching column, with the
+    same options, when the spec meets its input (:func:`aiforge.batch.expand_columns`): in table order, only
+    columns of a type the feature can use (numbers for ``numeric``; text or booleans for ``categorical``, since
+    integer categories are better named; text for ``text``), never the id, the label, or a column that another
+    feature of the spec names or an earlier selector took.
+    """
 
     numeric: NumericFeature | None = None
     categorical: CategoricalFeature | None = None
@@ -218,7 +229,31 @@ class FeatureItem(_Strict):
                 "each feature needs exactly one of 'numeric', 'categorical' or 'text'; got "
                 + (", ".join(repr(g) for g in given) if given else "none")
             )
+        body = self.body
+        if (body.column is None) == (body.columns is None):
+            raise ValueError(f"a {self.kind} feature needs exactly one of 'column' (a name) or 'columns' (a name "
+                             "pattern such as 'pixel_*', or a list of them)")
+        if body.columns is not None:
+            patterns = [body.columns] if isinstance(body.columns, str) else body.columns
+            if not patterns or not all(isinstance(p, str) and p.strip() for p in patterns):
+                raise ValueError("'columns' must be a non-empty name pattern or a non-empty list of them")
+            if body.name is not None:
+                raise ValueError("'name' names one feature; with 'columns' each feature is named after its column")
         return self
+
+    @property
+    def selector(self) -> list[str] | None:
+        """The ``columns`` patterns of a selector, or ``None`` for a feature of one named column."""
+        columns = self.body.columns
+        return [columns] if isinstance(columns, str) else (list(columns) if columns is not None else None)
+
+    @property
+    def column(self) -> str:
+        """The one column the feature reads (a selector must be expanded first)."""
+        if self.body.column is None:
+            raise InvalidInput(f"feature selector columns={self.body.columns!r} is not expanded; "
+                               "expand_columns(spec, types) turns it into one feature per column")
+        return self.body.column
 
     @property
     def kind(self) -> str:
@@ -233,7 +268,7 @@ class FeatureItem(_Strict):
 
     @property
     def name(self) -> str:
-        return self.body.name or self.body.column
+        return self.body.name or self.body.column or f"columns {self.body.columns!r}"
 
 
 class DropRule(_Strict):
@@ -315,6 +350,8 @@ class BatchSpec(_Strict):
     def _unique_names(cls, features: list[FeatureItem]) -> list[FeatureItem]:
         seen: set[str] = set()
         for item in features:
+            if item.selector is not None:
+                continue  # named after its columns once expanded, and checked again then
             if item.name in seen:
                 raise ValueError(f"two features are named {item.name!r}; give one of them a distinct 'name'")
             seen.add(item.name)
@@ -322,7 +359,7 @@ class BatchSpec(_Strict):
 
     def used_columns(self) -> list[str]:
         """The snapshot columns the spec reads: id, label, then feature columns, without repeats."""
-        columns = [self.id, *([self.label] if self.label else []), *(f.body.column for f in self.features)]
+        columns = [self.id, *([self.label] if self.label else []), *(f.column for f in self.features)]
         return list(dict.fromkeys(columns))
 
 

@@ -121,7 +121,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
     @property
     def columns(self) -> list[str]:
         """The input columns the features read."""
-        return list(dict.fromkeys(item.body.column for item in self.feature_items()))
+        return list(dict.fromkeys(item.column for item in self.feature_items()))
 
     # -- fitting -------------------------------------------------------------------------------------------------
 
@@ -135,7 +135,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
         """
         columns: dict[str, pa.Array] = {}
         for i, item in enumerate(self.feature_items()):
-            column = _column(batch, item.body.column)
+            column = _column(batch, item.column)
             if item.numeric is not None:
                 spec = item.numeric
                 # with impute an infinite value is missing, as at transform time, not clipped to the bound
@@ -286,7 +286,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
         out = np.empty((n, len(self.feature_names_)), dtype=np.float32)
         at = 0
         for item, learned in zip(self.feature_items(), self.state_, strict=True):
-            column = _column(data, item.body.column)
+            column = _column(data, item.column)
             block = apply(item, learned, column, n, tokenizer or self.tokenizer())
             out[:, at : at + block.shape[1]] = block  # float64 -> float32 once, in place
             at += block.shape[1]
@@ -340,7 +340,7 @@ class Transform(TransformerMixin, ParamValidationMixin, BaseEstimator, auto_wrap
             columns: frozenset[str] = cached[2]
             return columns
         numeric = {c for c, kind in self.input_types_.items() if _is_number_type(_arrow_type(kind))}
-        other = {item.body.column for item in self.feature_items() if item.numeric is None}
+        other = {item.column for item in self.feature_items() if item.numeric is None}
         columns = frozenset(numeric - other)
         self._numeric_only = (self.features, self.input_types_, columns)
         return columns
