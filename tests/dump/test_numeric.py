@@ -81,6 +81,12 @@ def test_bare_numeric_is_float64_with_nan_and_infinity_and_a_note(workspace) -> 
     values = snap.to_arrow().column("v").to_pylist()
     assert values[0] == 1.125 and math.isnan(values[1])
     assert values[2:] == [math.inf, -math.inf, None, -5.0]
+    from typer.testing import CliRunner
+
+    from aiforge.cli import app
+
+    shown = CliRunner().invoke(app, ["--home", str(workspace.home), "snapshots", "show", "n"]).stdout
+    assert f"    v                             double  ({column['note']})" in shown.splitlines()  # not --json only
 
 
 @pytest.mark.postgres

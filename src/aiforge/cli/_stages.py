@@ -174,7 +174,8 @@ def snapshots_show(
         typer.echo(f"  {'sample':<16}{m['sample']}")
     typer.echo("  schema:")
     for column in m["schema"]:
-        typer.echo(f"    {column['name']:<30}{column['type']}")
+        note = f"  ({column['note']})" if column.get("note") else ""  # e.g. a NUMERIC stored as float64, and why
+        typer.echo(f"    {column['name']:<30}{column['type']}{note}")
 
 
 @snapshots_app.command("rm")
