@@ -89,9 +89,16 @@ def _short(edge: Any) -> str:
 
 
 def _histogram_svg(hist: dict[str, Any], title: str) -> str:
-    edges, counts = hist["edges"], hist["counts"]
+    edges, counts = hist["edges"], list(hist["counts"])
     labels = [f"{_fmt(edges[i])} to {_fmt(edges[i + 1])}" for i in range(len(counts))]
-    return _svg_bars(counts, labels, title, (_short(edges[0]), _short(edges[-1])))
+    ends = [_short(edges[0]), _short(edges[-1])]
+    if hist.get("below"):  # outliers counted apart, as an end bar, so they cannot flatten the bins
+        counts, labels = [hist["below"], *counts], [f"below {_fmt(edges[0])} (outliers)", *labels]
+        ends[0] = f"< {ends[0]}"
+    if hist.get("above"):
+        counts, labels = [*counts, hist["above"]], [*labels, f"above {_fmt(edges[-1])} (outliers)"]
+        ends[1] = f"> {ends[1]}"
+    return _svg_bars(counts, labels, title, (ends[0], ends[1]))
 
 
 def _top_values_table(items: list[dict[str, Any]], exact: bool) -> str:

@@ -252,8 +252,35 @@ def _qnames() -> list[str]:
     return [f"p{round(q * 100)}" for q in QUANTILES]
 
 
-def _histogram(finite: np.ndarray, datetime_type: pa.DataType | None, exact: bool) -> dict[str, Any]:
+def robust_range(finite: np.ndarray) -> tuple[float, float]:
+    """The span a histogram's bins cover: the smallest and largest values inside Tukey's far fences (quartiles -/+
+    3 IQR; the 0.5th and 99.5th percentiles when the quartiles are equal). Values outside are counted apart
+    (``below``/``above``), so one 1e9 among ages keeps 20 bins of ages instead of one bar.
+
+    Examples
+    --------
+    >>> robust_range(np.array([1.0, 2.0, 3.0, 4.0]))
+    (1.0, 4.0)
+    >>> low, high = robust_range(np.r_[np.arange(1000.0), 1e9])
+    >>> (low, high < 1e9)
+    (0.0, True)
+    """
     low, high = float(finite.min()), float(finite.max())
+    if low == high or finite.size < 20 or not np.isfinite(high - low):
+        return low, high
+    q1, q3 = np.quantile(finite, (0.25, 0.75))
+    fences = (q1 - 3 * (q3 - q1), q3 + 3 * (q3 - q1)) if q3 > q1 else np.quantile(finite, (0.005, 0.995))
+    inside = finite[(finite >= fences[0]) & (finite <= fences[1])]
+    if not inside.size or not inside.min() < inside.max():
+        return low, high
+    return float(inside.min()), float(inside.max())
+
+
+def _histogram(finite: np.ndarray, datetime_type: pa.DataType | None, exact: bool) -> dict[str, Any]:
+    low, high = robust_range(finite) if datetime_type is None else (float(finite.min()), float(finite.max()))
+    below, above = int((finite < low).sum()), int((finite > high).sum())
+    if below or above:
+        finite = finite[(finite >= low) & (finite <= high)]
     bins = 1 if low == high else HISTOGRAM_BINS
     scale = 1.0 if np.isfinite(high - low) else 2.0  # -1e308..1e308: a range wider than the largest float
     try:
@@ -265,9 +292,9 @@ def _histogram(finite: np.ndarray, datetime_type: pa.DataType | None, exact: boo
     except ValueError:  # values so large that the bins cannot be told apart (a constant above 2**52, say)
         counts, edges = np.array([finite.size]), np.array([low, high])
     labels: list[Any] = _ticks_to_iso(edges, datetime_type) if datetime_type is not None else edges.tolist()
-    return figure(
-        {"edges": labels, "counts": counts.tolist()}, exact, basis="all rows" if exact else "sample"
-    )
+    value: dict[str, Any] = {"edges": labels, "counts": counts.tolist()}
+    value.update({side: n for side, n in (("below", below), ("above", above)) if n})  # outliers (robust_range)
+    return figure(value, exact, basis="all rows" if exact else "sample")
 
 
 def _string_stats(present: pa.ChunkedArray, exact: bool, scaled: Any) -> dict[str, Any]:
