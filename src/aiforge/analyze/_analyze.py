@@ -308,17 +308,19 @@ def analyze(
             bias = _issues.bias_slices(table, columns, label_info)
             leaks = _leaks.leak_scores(table, columns, label_info, seed)
             label_info["top_biased_slices"] = _issues.top_biased(bias)
+        duplicates = _issues.duplicate_positions(table)
         issues = _issues.find_issues(
             columns,
             table,
             total_rows=source.rows,
             exact=sample.exact,
-            duplicates=_issues.duplicate_rows(table),
+            duplicates=int(duplicates.size),
             leaks=leaks,
             label=label,
         )
         if label_info is not None:
             issues += _issues.imbalance_issues(label_info, sample.exact)
+        _issues.add_examples(issues, table, sample.positions(), duplicates)
         bar.advance()
         stats = {
             "aiforge_version": __version__,

@@ -13,11 +13,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aiforge.analyze._stats import CATEGORICAL_MAX_DISTINCT, numeric_values
+from aiforge.analyze._stats import CATEGORICAL_MAX_DISTINCT, NUMBER_PATTERN, numeric_values
 from aiforge.analyze._values import canonical_text, hashable, short_values
 
 __all__ = [
+    "add_examples",
     "bias_slices",
+    "duplicate_positions",
     "duplicate_rows",
     "encode",
     "find_issues",
@@ -27,6 +29,7 @@ __all__ = [
 ]
 
 MOSTLY_MISSING = 0.5
+EXAMPLE_ROWS = 5
 OUTLIER_IQR = 3.0
 MIN_SLICE_ROWS = 5
 IMBALANCED_SHARE = 0.1
@@ -55,16 +58,83 @@ def duplicate_rows(table: pa.Table) -> int:
     >>> duplicate_rows(pa.table({"a": [1, 1, 2], "b": ["x", "x", "y"]}))
     1
     """
+    return int(duplicate_positions(table).size)
+
+
+def duplicate_positions(table: pa.Table) -> np.ndarray:
+    """The positions (in ``table``) of the rows that repeat an earlier row exactly, in order.
+
+    Examples
+    --------
+    >>> duplicate_positions(pa.table({"a": [1, 2, 1, 1], "b": ["x", "y", "x", "x"]})).tolist()
+    [2, 3]
+    """
     if table.num_rows < 2:
-        return 0
+        return np.zeros(0, dtype=np.int64)
     # nested values compare by their canonical text: lists that differ make rows that differ
     columns = {f"c{i}": hashable(table.column(name)) for i, name in enumerate(table.column_names)}
+    row = pa.array(np.arange(table.num_rows, dtype=np.int64))
     try:
-        groups = pa.table(columns).group_by(list(columns), use_threads=False).aggregate([])
+        groups = pa.table({**columns, "_row": row}).group_by(list(columns), use_threads=False).aggregate(
+            [("_row", "min")])
     except pa.ArrowNotImplementedError:  # a type Arrow cannot group by: compare every column as text
         columns = {key: canonical_text(column) for key, column in columns.items()}
-        groups = pa.table(columns).group_by(list(columns), use_threads=False).aggregate([])
-    return table.num_rows - groups.num_rows
+        groups = pa.table({**columns, "_row": row}).group_by(list(columns), use_threads=False).aggregate(
+            [("_row", "min")])
+    repeats = np.ones(table.num_rows, dtype=bool)
+    repeats[np.asarray(groups.column("_row_min").to_numpy(), dtype=np.int64)] = False
+    return np.flatnonzero(repeats)
+
+
+def add_examples(issues: list[dict[str, Any]], table: pa.Table, positions: np.ndarray,
+                 duplicates: np.ndarray | None = None) -> None:
+    """Give each issue about some of the rows the row numbers of up to :data:`EXAMPLE_ROWS` of them
+    (``examples``: 0-based row numbers in the data, files in order, from the rows analyzed).
+
+    Issues about every row (an empty or constant column, numbers stored as text, a leaking column) get none.
+    """
+    for issue in issues:
+        if issue["type"] == "duplicate_rows":
+            mask = np.zeros(table.num_rows, dtype=bool)
+            if duplicates is not None:
+                mask[duplicates] = True
+        elif issue["column"] is None or issue["column"] not in table.column_names:
+            continue
+        else:
+            mask = _affected(issue, table.column(issue["column"]))
+            if mask is None:
+                continue
+        picked = positions[mask][:EXAMPLE_ROWS]
+        if picked.size:
+            issue["examples"] = [int(p) for p in picked]
+
+
+def _affected(issue: dict[str, Any], column: pa.ChunkedArray) -> np.ndarray | None:
+    """Which rows of the sample an issue is about, or None when it is about every row."""
+    kind = issue["type"]
+
+    def mask(array: Any) -> np.ndarray:
+        return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+    if kind == "mostly_missing":
+        return mask(pc.is_null(column))
+    if kind in ("nan_values", "infinite_values") and pa.types.is_floating(column.type):
+        return mask(pc.is_nan(column) if kind == "nan_values" else pc.is_inf(column))
+    is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    if kind == "empty_strings" and is_text:
+        return mask(pc.equal(pc.utf8_trim_whitespace(column), ""))
+    if kind == "mixed_types" and is_text:
+        blank = pc.equal(pc.utf8_trim_whitespace(column), "")
+        number = pc.match_substring_regex(column, NUMBER_PATTERN)
+        return mask(pc.and_not(pc.invert(number), blank))
+    if kind == "outliers" and "fences" in issue:
+        low, high = issue["fences"]
+        valid = mask(pc.is_valid(column))
+        out = np.zeros(len(column), dtype=bool)
+        values = numeric_values(column)
+        out[np.flatnonzero(valid)] = (values < low) | (values > high)
+        return out
+    return None
 
 
 def find_issues(
@@ -221,6 +291,7 @@ def _value_issues(
                         f"{rows:,} values outside [{low:.4g}, {high:.4g}] (quartiles -/+ "
                         f"{OUTLIER_IQR:g} IQR)",
                     )
+                    | {"fences": [low, high]}
                 )
     return found
 

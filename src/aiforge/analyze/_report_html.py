@@ -170,12 +170,16 @@ def _issues_section(issues: list[dict[str, Any]]) -> str:
         f'<tr><td class="sev-{_e(i["severity"])}">{_e(i["severity"])}</td><td>{_e(i["type"])}</td>'
         f"<td>{_e(i['column'] or '(all columns)')}</td>"
         f"<td>{_fig({'value': i['rows'], 'exact': i['exact']})}</td>"
-        f"<td>{_e(i['message'])}</td></tr>"
+        f"<td>{_e(i['message'])}</td>"
+        f"<td class='rows'>{_e(', '.join(f'{n:,}' for n in i.get('examples', [])) or '')}"
+        f"{' ...' if len(i.get('examples', [])) < i['rows'] and i.get('examples') else ''}</td></tr>"
         for i in issues
     )
     return (
         f"<section id='issues'><h2>Issues ({len(issues)})</h2><table><tr><th>severity</th><th>issue</th>"
-        f"<th>column</th><th>rows affected</th><th>details</th></tr>{rows}</table></section>"
+        f"<th>column</th><th>rows affected</th><th>details</th>"
+        f"<th title='0-based row numbers in the data, files in order: snapshot.to_arrow().take([...])'>example rows"
+        f"</th></tr>{rows}</table></section>"
     )
 
 

@@ -252,6 +252,13 @@ class Sample:
     block: np.ndarray
     blocks_read: int
     blocks_total: int
+    row_numbers: np.ndarray | None = None  # each row's 0-based position in the data (files in order); None = 0..n-1
+
+    def positions(self) -> np.ndarray:
+        """Each sampled row's 0-based row number in the whole data (its files in order)."""
+        if self.row_numbers is None:
+            return np.arange(self.table.num_rows, dtype=np.int64)
+        return self.row_numbers
 
 
 def draw_sample(source: Source, sample_rows: int, seed: int, exact: bool) -> Sample:
@@ -279,7 +286,8 @@ def draw_sample(source: Source, sample_rows: int, seed: int, exact: bool) -> Sam
     if source.table is not None:
         rows = np.sort(rng.choice(source.rows, size=sample_rows, replace=False))
         table = source.table.take(pa.array(rows))
-        return Sample(table, False, "uniform random rows", seed, np.zeros(sample_rows, dtype=np.int32), 1, 1)
+        return Sample(table, False, "uniform random rows", seed, np.zeros(sample_rows, dtype=np.int32), 1, 1,
+                      rows.astype(np.int64))
     return _block_sample(source, sample_rows, rng, seed)
 
 
@@ -304,6 +312,8 @@ def _block_sample(source: Source, sample_rows: int, rng: np.random.Generator, se
         take[i] += 1
     pieces: list[pa.Table] = []
     block_ids: list[np.ndarray] = []
+    numbers: list[np.ndarray] = []
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # the first row number of every block
     picks = [
         (
             position,
@@ -324,6 +334,7 @@ def _block_sample(source: Source, sample_rows: int, rng: np.random.Generator, se
         rows = np.concatenate([p[4] + offset for p, offset in zip(mine, offsets, strict=True)])
         pieces.append(data.take(pa.array(rows)))
         block_ids += [np.full(len(p[4]), p[0], dtype=np.int32) for p in mine]
+        numbers += [starts[chosen[p[0]]] + p[4] for p in mine]
     table = pa.concat_tables(pieces).combine_chunks()
     return Sample(
         table,
@@ -333,6 +344,7 @@ def _block_sample(source: Source, sample_rows: int, rng: np.random.Generator, se
         np.concatenate(block_ids),
         len(chosen),
         len(sizes),
+        np.concatenate(numbers).astype(np.int64),
     )
 
 

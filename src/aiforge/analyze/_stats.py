@@ -21,7 +21,7 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HISTOGRAM_BINS = 20
 TOP_VALUES = 10
 CATEGORICAL_MAX_DISTINCT = 50
-_NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
 def figure(value: Any, exact: bool, **extra: Any) -> dict[str, Any]:
@@ -311,7 +311,7 @@ def _string_stats(present: pa.ChunkedArray, exact: bool, scaled: Any) -> dict[st
         blank = pc.equal(pc.utf8_trim_whitespace(present), "")
         blanks = int(pc.sum(blank).as_py() or 0)
         out["empty_strings"] = scaled(blanks)
-        numeric = pc.match_substring_regex(present, _NUMBER_PATTERN)
+        numeric = pc.match_substring_regex(present, NUMBER_PATTERN)
         numbers = int(pc.sum(numeric).as_py() or 0)
         out["numeric_strings"] = scaled(numbers)
         if numbers and numbers + blanks == len(present):  # numbers stored as text: their order is the numbers'
