@@ -8,8 +8,8 @@ median of ``--repeats`` runs of each side, interleaved so that both see the same
 - aiforge in process: ``evaluate_dirs(GT, PRED)`` after the imports (reading and scoring);
 - reference whole process: ``python popEval.py --gtpath GT --dtpath PRED``, its own command line;
 - reference in process: ``papagoEval(gt_files, pred_files, dontcare_text="###")`` timed inside a small wrapper that
-  imports ``popEval.py`` first (reading and scoring; the reference spreads the images over ``os.cpu_count()``
-  worker processes, aiforge uses one);
+  imports ``popEval.py`` first, a fresh process per run (reading and scoring; the reference spreads the images over
+  ``os.cpu_count()`` worker processes, aiforge uses one);
 
 and both H-means, since a speed-up between different answers means nothing. The reference runs only when its
 interpreter and script are given (``--reference-python/--reference-script`` or the environment variables
@@ -134,17 +134,18 @@ def _reference_whole(python: str, script: str, gt: Path, pred: Path) -> tuple[fl
     return seconds, cpu, float(match.group(3)) / 100  # it prints percentages with one decimal
 
 
-def _reference_inner(python: str, script: str, gt: Path, pred: Path, repeats: int) -> tuple[list[float], float]:
+def _reference_inner(python: str, script: str, gt: Path, pred: Path) -> tuple[float, float]:
+    """One run of the reference's scoring call, timed inside a fresh process after its imports."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write(_WRAPPER)
     try:
-        _, _, out = _timed([python, handle.name, script, str(gt), str(pred), str(repeats)])
+        _, _, out = _timed([python, handle.name, script, str(gt), str(pred), "1"])
     finally:
         os.unlink(handle.name)
     if "Traceback" in out:
         raise RuntimeError(f"the reference failed on some images:\n{out[-2000:]}")
     payload = json.loads(out.strip().splitlines()[-1])
-    return payload["times"], payload["hmean"]
+    return payload["times"][0], payload["hmean"]
 
 
 def _reference_environment(python: str, script: str) -> str:
@@ -211,8 +212,8 @@ def main() -> None:
         _aiforge_whole(*next(iter(sets.values()))[:2])  # warm the file cache and the bytecode once, untimed
         for name, (gt, pred, ref_too, repeats) in sets.items():
             ref_too = ref_too and with_reference
-            whole, ref_whole, inner, cpu, ref_cpu = [], [], [], [], []
-            hmeans: dict[str, set[float]] = {"aiforge": set(), "reference printed": set()}
+            whole, ref_whole, inner, ref_inner, cpu, ref_cpu = [], [], [], [], [], []
+            hmeans: dict[str, set[float]] = {"aiforge": set(), "reference": set(), "reference printed": set()}
             for _ in range(repeats):  # interleaved: both sides see the same load
                 seconds, used, h = _aiforge_whole(gt, pred)
                 whole.append(seconds)
@@ -226,10 +227,12 @@ def main() -> None:
                     ref_whole.append(seconds)
                     ref_cpu.append(used)
                     hmeans["reference printed"].add(h)
-            ref_inner: list[float] = []
+                    seconds, h = _reference_inner(ref_python, ref_script, gt, pred)
+                    ref_inner.append(seconds)
+                    hmeans["reference"].add(h)
             ref_h = ref_h_printed = None
             if ref_too:
-                ref_inner, ref_h = _reference_inner(ref_python, ref_script, gt, pred, repeats)
+                ref_h = hmeans["reference"].pop() if len(hmeans["reference"]) == 1 else None
                 printed = hmeans["reference printed"]
                 ref_h_printed = printed.pop() if len(printed) == 1 else None
             ours_h = hmeans["aiforge"].pop() if len(hmeans["aiforge"]) == 1 else None
