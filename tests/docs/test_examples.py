@@ -216,6 +216,15 @@ def test_examples(doc: str, workdir: Path, request: pytest.FixtureRequest) -> No
     assert not passed_xfail, f"marked xfail but passed (remove the marker): {', '.join(passed_xfail)}"
 
 
+def test_every_document_with_examples_is_run() -> None:
+    """A new docs/*.md with a block to run is added to DOCS (docs/cli.md is generated from --help and checked
+    against it by tests/test_docs.py)."""
+    for path in sorted((ROOT / "docs").glob("*.md")):
+        doc = str(path.relative_to(ROOT))
+        if doc != "docs/cli.md" and any(b.runs for b in parse_file(path, ROOT)):
+            assert doc in DOCS, f"{doc} has examples to run: add it to DOCS in {Path(__file__).name}"
+
+
 # -- the runner's own rules ------------------------------------------------------------------------------------------
 
 
