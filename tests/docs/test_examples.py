@@ -21,6 +21,7 @@ import io
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -92,7 +93,7 @@ class Scenario:
             raise ExampleFailed(_report(block, f"timed out after {BLOCK_TIMEOUT_S} s", _text(exc.output))) from None
         self.last_output = _text(done.stdout)
         if done.returncode != 0:
-            raise ExampleFailed(_report(block, f"exit code {done.returncode}", self.last_output))
+            raise ExampleFailed(_report(block, f"exit code {done.returncode}", self.last_output + self._server_logs()))
 
     def _python(self, block: Block, code: str) -> None:
         compiled = compile("\n" * block.line + code, str(ROOT / block.doc), "exec")
@@ -102,7 +103,7 @@ class Scenario:
                 exec(compiled, self.namespace)
         except Exception:
             frames = traceback.format_exc()
-            raise ExampleFailed(_report(block, "raised", out.getvalue() + frames)) from None
+            raise ExampleFailed(_report(block, "raised", out.getvalue() + frames + self._server_logs())) from None
         self.last_output = out.getvalue()
 
     def _start(self, block: Block, code: str) -> None:
@@ -123,6 +124,14 @@ class Scenario:
                                                 log.read_text(errors="replace")))
                 time.sleep(0.2)
         self.last_output = ""
+
+    def _server_logs(self) -> str:
+        """The last lines of what the running servers printed: a failed call to a server often says why there."""
+        tails = []
+        for server, _, log in self.servers:
+            lines = log.read_text(errors="replace").splitlines()[-20:]
+            tails.append(f"--- the server started at {server.where}, last lines ---\n" + "\n".join(lines) + "\n")
+        return "".join(tails)
 
     def _check_output(self, block: Block) -> None:
         if self.last_block is None:
@@ -182,13 +191,12 @@ def test_markers(doc: str) -> None:
     assert any(b.runs for b in blocks), f"{doc} has no block to run"
 
 
-@pytest.mark.parametrize("doc", SCENARIOS)
-def test_examples(doc: str, workdir: Path, request: pytest.FixtureRequest) -> None:
-    for fixture in NEEDS[doc]:
-        request.getfixturevalue(fixture)
-    blocks = parse_file(ROOT / doc, ROOT)
-    scenario = Scenario(workdir)
+def run_document(blocks: list[Block], scenario: Scenario) -> None:
+    """Run ``blocks`` in order in ``scenario``; fail at the first block that fails, or at the end if a block marked
+    xfail passed (xfail is strict: the marker must go once the bug is fixed). Prints what ran, what was skipped and
+    why, and each block's time and output (shown with -s or when the test fails)."""
     ran, skipped, passed_xfail, failed_xfail = 0, [], [], []
+    doc = blocks[0].doc if blocks else "?"
     try:
         for block in blocks:
             if "skip" in block.markers:
@@ -200,14 +208,13 @@ def test_examples(doc: str, workdir: Path, request: pytest.FixtureRequest) -> No
                 try:
                     scenario.run(block)
                 except ExampleFailed as exc:
-                    failed_xfail.append(f"{block.where} ({block.markers['xfail']}): {str(exc)[-300:]}")
+                    failed_xfail.append(f"{block.where} ({block.markers['xfail']}): {str(exc).splitlines()[0]}")
                 else:
                     passed_xfail.append(block.where)
                 continue
             started = time.perf_counter()
             scenario.run(block)
             ran += 1
-            # shown with -s or when the test fails: which block took how long, and what it printed
             if "output" not in block.markers:
                 print(f"--- {block.where} ({time.perf_counter() - started:.1f} s)\n{scenario.last_output}", end="")
     finally:
@@ -215,7 +222,15 @@ def test_examples(doc: str, workdir: Path, request: pytest.FixtureRequest) -> No
     print(f"{doc}: {ran} blocks ran, {len(skipped)} skipped, {len(failed_xfail)} failed as expected")
     for line in skipped + failed_xfail:
         print(f"  {line}")
-    assert not passed_xfail, f"marked xfail but passed (remove the marker): {', '.join(passed_xfail)}"
+    if passed_xfail:
+        raise ExampleFailed(f"marked xfail but passed (remove the marker): {', '.join(passed_xfail)}")
+
+
+@pytest.mark.parametrize("doc", SCENARIOS)
+def test_examples(doc: str, workdir: Path, request: pytest.FixtureRequest) -> None:
+    for fixture in NEEDS[doc]:
+        request.getfixturevalue(fixture)
+    run_document(parse_file(ROOT / doc, ROOT), Scenario(workdir))
 
 
 def test_every_document_with_examples_is_run() -> None:
@@ -288,3 +303,33 @@ def test_python_blocks_share_one_namespace_and_report_doc_lines(tmp_path: Path) 
         scenario.run(second)
     assert "42\n" in str(info.value)
     assert 'p.md", line 7' in str(info.value)  # the line of `1 / 0` in the document
+
+
+def test_a_background_server_is_ready_before_the_next_block_and_stops_with_its_section(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    text = (f"## Serve\n\n<!-- example: background ready=http://127.0.0.1:{port}/ -->\n```bash\n"
+            f"python -m http.server {port} --bind 127.0.0.1\n```\n\n```bash\ncurl -s -o /dev/null -w '%{{http_code}}' "
+            f"http://127.0.0.1:{port}/\n```\n\n## Next\n\n```bash\necho next\n```\n")
+    start, call, after = parse(text, "s.md")
+    scenario = Scenario(tmp_path)
+    try:
+        scenario.run(start)
+        scenario.run(call)
+        assert scenario.last_output == "200"
+        server = scenario.servers[0][1]
+        scenario.run(after)  # a new section: the server is stopped first
+        assert server.poll() is not None and scenario.servers == []
+        assert not _answers(f"http://127.0.0.1:{port}/")
+    finally:
+        scenario.close()
+
+
+def test_xfail_is_strict_and_skip_is_not_run(tmp_path: Path) -> None:
+    text = ("<!-- example: xfail (exits 1 until fixed) -->\n```bash\nfalse\n```\n\n"
+            "<!-- example: skip (would fail) -->\n```bash\nfalse\n```\n")
+    run_document(parse(text, "x.md"), Scenario(tmp_path))  # the expected failure and the skip pass
+    fixed = "<!-- example: xfail (exits 1 until fixed) -->\n```bash\ntrue\n```\n"
+    with pytest.raises(ExampleFailed, match=r"marked xfail but passed \(remove the marker\): x\.md:2"):
+        run_document(parse(fixed, "x.md"), Scenario(tmp_path))
