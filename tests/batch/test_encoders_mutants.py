@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import pyarrow as pa
 import pytest
 
 from aiforge.batch import _encoders as enc
+from aiforge.batch.transform import Transform
 
 
 def blake64(data: bytes) -> int:
@@ -70,3 +72,45 @@ def test_tokens_of_calls_the_tokenizer_once_and_checks_its_answer() -> None:
     # a tokenizer that answers for fewer texts than it was given is an error, never a silent cut
     with pytest.raises(ValueError, match="zip"):
         enc.tokens_of(pa.array(["x", "y"]), lambda texts: [["x"]], lowercase=False)
+
+
+def test_a_null_key_hashes_to_minus_one() -> None:
+    got = enc.hashed_indices(pa.array(["a", None, "b", None, "a"]), 5)
+    a, b = blake64(b"a") % 5, blake64(b"b") % 5
+    assert got.tolist() == [a, -1, b, -1, a]
+
+
+def test_no_vocabulary_is_unknown_everywhere() -> None:
+    assert enc.vocabulary_indices(pa.array(["a", None]), []).tolist() == [-1, -1]
+    assert enc.term_counts([["a"], []], [], 0).shape == (2, 0)
+    # a category column with no value in the train split: every category is unknown (ordinal -1, one-hot "other")
+    t = Transform(
+        features=[
+            {"categorical": {"column": "c", "encoding": "ordinal"}},
+            {"categorical": {"column": "c", "name": "c1"}},
+        ]
+    ).fit(pa.table({"c": pa.array([None, None], pa.string())}))
+    assert t.feature_names_ == ["c", "c1=__other__"]
+    assert t.transform(pa.table({"c": ["a", None]})).tolist() == [[-1.0, 1.0], [-1.0, 1.0]]
+
+
+def test_integer_split_with_a_seed_is_the_documented_mix() -> None:
+    # seed * golden + golden: with seed 0 a sign flip of the seed term would not show
+    for seed in (1, 3, 12345):
+        ids = list(range(-20, 40))
+        want = []
+        for i in ids:
+            u = (splitmix(i & ((1 << 64) - 1), seed) >> 11) / 2**53
+            want.append(0 if u < 0.6 else 1 if u < 0.8 else 2)
+        assert enc.split_codes(pa.array(ids, pa.int64()), train=0.6, valid=0.2, seed=seed).tolist() == want
+
+
+def test_each_ids_u_is_exactly_the_documented_one() -> None:
+    # u = (hash >> 11) / 2**53 is a float64 exactly; a train share of u puts the id out of train, the next float up
+    # puts it in: this pins all 53 bits of u, also the low ones that no share near 0.8 would show
+    for seed in (0, 7):
+        for i in (0, 1, 2, 41, -5, 2**40 + 3):
+            u = (splitmix(i & ((1 << 64) - 1), seed) >> 11) / 2**53
+            ids = pa.array([i], pa.int64())
+            assert enc.split_codes(ids, train=u, valid=0.0, seed=seed).tolist() == [2], (seed, i)
+            assert enc.split_codes(ids, train=math.nextafter(u, 2.0), valid=0.0, seed=seed).tolist() == [0], (seed, i)
