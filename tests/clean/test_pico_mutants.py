@@ -191,3 +191,19 @@ def test_deconvolution_inside_pico_by_hand():
     rows = [[0.004 / 2.164, 2.16 / 2.164]] + [[3.04 / 3.52, 0.48 / 3.52]] * 3 + [[0.04 / 4.84, 4.8 / 4.84]] * 4
     np.testing.assert_allclose(pico.label_posterior_, np.array(rows), rtol=1e-6)
     np.testing.assert_allclose(pico.transition_, [[4 / 6, 2 / 6], [1 / 6, 5 / 6]], rtol=1e-12)
+
+
+def test_the_chunked_pass_matches_one_pass_with_a_last_chunk_smaller_than_top_k(monkeypatch):
+    import aiforge.clean.pico as pico_module
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 14 + [1] * 14 + [2] * 13)  # 41 rows: chunks of 4 leave a last one of 1 row, below top_k=2
+    X = rng.normal(size=(41, 2)) + np.array([[0, 0], [3, 0], [0, 3]])[y]
+    y[::5] = (y[::5] + 1) % 3
+    kwargs = {"n_iter": 2, "n_folds": 2, "n_repeats": 1, "top_k": 2, "checker": "knn"}
+    whole = PICO(**kwargs).fit(X, y)
+    monkeypatch.setattr(pico_module, "CHUNK_ROWS", 4)
+    chunked = PICO(**kwargs).fit(X, y)
+    np.testing.assert_array_equal(chunked.corrected_labels_, whole.corrected_labels_)
+    np.testing.assert_allclose(chunked.label_posterior_.toarray(), whole.label_posterior_.toarray(), rtol=1e-6)
+    np.testing.assert_allclose(chunked.transition_, whole.transition_, rtol=1e-12)
