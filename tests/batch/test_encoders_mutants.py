@@ -114,3 +114,12 @@ def test_each_ids_u_is_exactly_the_documented_one() -> None:
             ids = pa.array([i], pa.int64())
             assert enc.split_codes(ids, train=u, valid=0.0, seed=seed).tolist() == [2], (seed, i)
             assert enc.split_codes(ids, train=math.nextafter(u, 2.0), valid=0.0, seed=seed).tolist() == [0], (seed, i)
+
+
+def test_each_string_ids_u_is_blake2b_of_seed_colon_id() -> None:
+    for seed in (0, 3):
+        for key in ("a", "order-17", "서울"):
+            u = (blake64(f"{seed}:{key}".encode()) >> 11) / 2**53
+            ids = pa.array([key, None])
+            assert enc.split_codes(ids, train=u, valid=0.0, seed=seed).tolist() == [2, 2], (seed, key)
+            assert enc.split_codes(ids, train=math.nextafter(u, 2.0), valid=0.0, seed=seed).tolist() == [0, 2]
