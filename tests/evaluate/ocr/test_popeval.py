@@ -83,7 +83,7 @@ def test_tied_candidates_are_popped_in_turn_or_split() -> None:
     pred = [rect(0, 5, "A"), rect(5, 10, "AB")]  # same overlap ratio 0.5
     assert popeval(gt, pred).popped == 2  # "A" from the first, "B" from the second
     split = popeval(gt, pred, ties="split")
-    assert split.popped == pytest.approx((1 + 2) / 2)
+    assert split.popped == 2  # "A" and "B" of the GT, each once, though both candidates matched "A"
 
 
 def test_every_tied_candidate_pops_before_any_other_box_moves() -> None:
@@ -99,9 +99,18 @@ def test_every_tied_candidate_pops_before_any_other_box_moves() -> None:
     r = popeval({"page": [g, h]}, {"page": [a, b, c]})
     assert (r.popped, r.pred_chars, r.gt_chars) == (2, 3, 4)
     assert (r.precision, r.recall, r.splits, r.merges) == (2 / 3, 0.5, 1, 0)
-    # ties="split": g pops "AB" with a, b and c, each from the same text and credited 1/3: A, B and B.
+    # ties="split": g pops "AB" with a, b and c, each from the same text: A, B and B match, and the GT's A and B
+    # count once each; h then finds a, b and c empty.
     split = popeval({"page": [g, h]}, {"page": [a, b, c]}, ties="split")
-    assert (split.popped, split.splits, split.merges) == (1.0, 1, 0)
+    assert (split.popped, split.splits, split.merges) == (2, 1, 0)
+
+
+@pytest.mark.parametrize("mode", ["reference", "paper"])
+def test_a_word_read_as_two_boxes_keeps_full_credit(mode: str) -> None:
+    """Issue 12: "River" + "side" in two boxes of equal overlap over "Riverside" gave 0.5 in paper mode."""
+    for cut in (45, 50):  # equal overlap ratios (a tie) and unequal ones
+        r = popeval([rect(0, 90, "Riverside")], [rect(0, cut, "River"), rect(cut, 90, "side")], mode=mode)
+        assert (r.popped, r.precision, r.recall, r.hmean, r.splits) == (9, 1.0, 1.0, 1.0, 1), (mode, cut)
 
 
 def test_ordered_variant_pops_a_common_subsequence() -> None:

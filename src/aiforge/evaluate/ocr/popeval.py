@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -208,25 +209,21 @@ def _score_image(gt: Sequence[Box], pred: Sequence[Box], o: _Options) -> ImageCo
         touched = {g}
         if o.ties == "split" and len(tied) > 1:
             base = gt_left[g]
-            union: list[str] = []
+            pooled: Counter[str] = Counter()  # what the tied candidates match of the GT, all from the same text
             for p in tied:
                 left, pred_left[p], n = pop(base, pred_left[p])
                 exhausted.add((g, p))
                 if n:
-                    popped += n / len(tied)
+                    pooled.update(Counter(base) - Counter(left))
                     sources[g].add(p)
                     targets[p].add(g)
-                matched = list(base)
-                for ch in left:
-                    matched.remove(ch)
-                for ch in matched:  # the GT loses each character matched by any tied candidate
-                    if union.count(ch) < matched.count(ch):
-                        union.append(ch)
                 touched.update(near_p[p])
+            taken = pooled & Counter(base)  # each GT character as often as the GT has it, whoever matched it
             rest = list(base)
-            for ch in union:
+            for ch in taken.elements():
                 rest.remove(ch)
             gt_left[g] = rest
+            popped += taken.total()
         else:
             for p in tied:
                 pop_with(g, p)
@@ -341,7 +338,9 @@ def popeval(gt: Mapping[str, Sequence[Box]] | Sequence[Box], pred: Mapping[str, 
         ``ties`` to ``"split"`` and ``positive_area`` to True.
     ties : {"each", "split"}, optional
         When a contested GT box has several candidates with the same intersection / GT area: ``"each"`` (reference)
-        pops it with each in turn; ``"split"`` pops it with each from the same text and credits each 1/n.
+        pops it with each in turn; ``"split"`` pops it with each from the same text, so their order does not matter,
+        and credits each GT character that any of them matched once ("River" + "side" in two equal boxes over
+        "Riverside" pop all 9; two "AB" over one "AB" pop 2, not 4).
     positive_area : bool, optional
         Candidates must overlap the GT box with positive area; the reference (False) also counts boxes that only touch.
     ordered : bool, default False
