@@ -160,6 +160,19 @@ def test_a_bad_rule_is_reported_at_its_position_and_a_good_one_is_not() -> None:
         "SELECT COUNT(*) FROM (SELECT * FROM source LIMIT 0) x WHERE COALESCE((x < 0), FALSE)",
         "SELECT COUNT(*) FROM (SELECT * FROM source LIMIT 0) x WHERE COALESCE((nope > 1), FALSE)",
     ]
+    # with the snapshot's types, the message lists its columns; a rule comparing a text column with a number
+    # names the cast
+    with pytest.raises(
+        Exception, match=r"; write a SQL predicate over the snapshot's columns: id \(int64\), x \(float\)$"
+    ):
+        plan.check_predicates(run, spec, conditions, "source", {"id": "int64", "x": "float"})
+    text = spec_of(drop=[{"where": "big < 0"}])
+    con.register("texts", pa.table({"big": ["1", "x"]}))
+    with pytest.raises(Exception, match=r"for example 'CAST\(big AS DOUBLE\) < 0'"):
+        plan.check_predicates(run, text, plan.drop_conditions(text, {}, "local"), "texts", {"big": "string"})
+    # one condition per rule, or the call is wrong
+    with pytest.raises(ValueError, match="zip"):
+        plan.check_predicates(run, spec, conditions[:2], "source")
 
 
 # -- statistics ---------------------------------------------------------------------------------------------------
