@@ -5,6 +5,7 @@ the SQL each engine runs, counted by DuckDB on hand-made rows, and the Spark-onl
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import duckdb
@@ -170,6 +171,16 @@ def test_a_bad_rule_is_reported_at_its_position_and_a_good_one_is_not() -> None:
     con.register("texts", pa.table({"big": ["1", "x"]}))
     with pytest.raises(Exception, match=r"for example 'CAST\(big AS DOUBLE\) < 0'"):
         plan.check_predicates(run, text, plan.drop_conditions(text, {}, "local"), "texts", {"big": "string"})
+    # the engine's message is cut to its first line; a message that is empty gives the exception's type
+    first = 'on the snapshot: Binder Error: Referenced column "nope" not found in FROM clause!; write a SQL predicate'
+    with pytest.raises(Exception, match=re.escape(first)):
+        plan.check_predicates(run, spec, conditions, "source")
+
+    def silent(sql: str) -> list[tuple[Any, ...]]:
+        raise RuntimeError("  ")
+
+    with pytest.raises(Exception, match=r"^drop\[2\]\.where: cannot evaluate 'x < 0' on the snapshot: RuntimeError; "):
+        plan.check_predicates(silent, spec, conditions, "source")
     # one condition per rule, or the call is wrong
     with pytest.raises(ValueError, match="zip"):
         plan.check_predicates(run, spec, conditions[:2], "source")
