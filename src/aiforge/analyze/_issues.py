@@ -23,6 +23,7 @@ __all__ = [
     "duplicate_rows",
     "encode",
     "find_issues",
+    "has_key_column",
     "imbalance_issues",
     "label_summary",
     "top_biased",
@@ -84,6 +85,25 @@ def duplicate_positions(table: pa.Table) -> np.ndarray:
     repeats = np.ones(table.num_rows, dtype=bool)
     repeats[np.asarray(groups.column("_row_min").to_numpy(), dtype=np.int64)] = False
     return np.flatnonzero(repeats)
+
+
+def has_key_column(columns: list[dict[str, Any]], table: pa.Table) -> bool:
+    """Whether some column of an exactly analyzed ``table`` holds a different value on every row (null counting as
+    one value), so that no row can repeat another and :func:`duplicate_positions` has nothing to find.
+
+    ``columns`` are the exact statistics of ``table``'s rows (``distinct`` counted as Arrow's ``count_distinct``
+    counts the column's :func:`~aiforge.analyze._values.hashable` values, which is how rows are compared). Float
+    columns never count: ``count_distinct`` tells ``-0.0`` from ``0.0`` where a reader might not.
+    """
+    for stats in columns:
+        if stats["name"] not in table.column_names or pa.types.is_floating(table.column(stats["name"]).type):
+            continue
+        if not (stats["distinct"]["exact"] and stats["missing"]["exact"]):
+            continue
+        nulls = int(stats["missing"]["value"] > 0)
+        if stats["distinct"]["value"] + nulls == table.num_rows:
+            return True
+    return False
 
 
 def add_examples(issues: list[dict[str, Any]], table: pa.Table, positions: np.ndarray,

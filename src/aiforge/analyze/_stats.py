@@ -134,7 +134,13 @@ def column_stats(
     missing = int(figures["missing"]) if "missing" in figures and not exact else column.null_count * scale
     missing = round(missing)
     present = column.drop_null()
-    distinct_sample = pc.count_distinct(present).as_py() if len(present) else 0
+    raw = _raw_numbers(present)
+    ordered = None
+    if raw is not None:  # one sort gives the distinct count here, and the quantiles and histogram below
+        ordered = np.sort(raw)
+        distinct_sample = _sorted_distinct(raw, ordered)
+    else:
+        distinct_sample = pc.count_distinct(present).as_py() if len(present) else 0
     out: dict[str, Any] = {
         "type": str(dtype),
         "kind": kind_of(dtype, distinct_sample, len(present)),
@@ -144,7 +150,7 @@ def column_stats(
     }
     kind = out["kind"]
     if kind in ("numeric", "boolean", "datetime"):
-        out.update(_numeric_stats(present, _plain_type(dtype), kind, exact, figures, scaled))
+        out.update(_numeric_stats(present, _plain_type(dtype), kind, exact, figures, scaled, raw, ordered))
     elif kind == "nested":
         out.update(_nested_stats(values, exact))
     elif kind in ("categorical", "text") and (
@@ -156,6 +162,50 @@ def column_stats(
     ):
         out["top_values"] = _top_values(present, exact, scale)
     return out
+
+
+def _raw_numbers(present: pa.ChunkedArray) -> np.ndarray | None:
+    """The non-null values of an integer, float32/64, date or timestamp column as one numpy array in their own
+    type (dates and timestamps as their integer ticks), or None for other types.
+
+    Integers stay integers so that distinct values above 2**53 stay distinct; see :func:`_sorted_distinct`.
+    """
+    dtype = present.type
+    if pa.types.is_date32(dtype):
+        present = present.cast(pa.int32())
+    elif pa.types.is_date64(dtype) or pa.types.is_timestamp(dtype):
+        present = present.cast(pa.int64())
+    elif not (pa.types.is_integer(dtype) or pa.types.is_float32(dtype) or pa.types.is_float64(dtype)):
+        return None
+    return np.asarray(present.to_numpy()) if len(present) else np.zeros(0, present.type.to_pandas_dtype())
+
+
+def _sorted_distinct(raw: np.ndarray, ordered: np.ndarray) -> int:
+    """Distinct values as Arrow's ``count_distinct`` counts them, from the values and the same sorted: floats by
+    their bits, so ``-0.0`` and ``0.0`` are two values, and so are NaNs with different bits (sign or payload).
+
+    NaN bits and zero signs come from ``raw``: ``np.sort`` may write NaNs back as one standard NaN, and zeros with
+    either sign.
+
+    Examples
+    --------
+    >>> raw = np.array([0.0, -0.0, np.nan, np.nan, 1.0, 1.0])
+    >>> _sorted_distinct(raw, np.sort(raw))
+    4
+    """
+    if not ordered.size:
+        return 0
+    extra = 0
+    if ordered.dtype.kind == "f":
+        if np.isnan(ordered[-1]):  # np.sort puts NaNs last
+            nans = raw[np.isnan(raw)]
+            extra += int(np.unique(nans.view(np.dtype(f"u{nans.dtype.itemsize}"))).size)
+            ordered = ordered[: ordered.size - nans.size]
+        signs = np.signbit(raw[raw == 0])  # from raw too: a SIMD sort may swap -0.0 and 0.0, which compare equal
+        extra += int(bool(signs.any()) and not bool(signs.all()))  # -0.0 and 0.0: == merges them, Arrow does not
+    if not ordered.size:
+        return extra
+    return 1 + int(np.count_nonzero(ordered[1:] != ordered[:-1])) + extra
 
 
 def _plain_type(dtype: pa.DataType) -> pa.DataType:
@@ -206,11 +256,21 @@ def _distinct(present: pa.ChunkedArray, in_sample: int, population: int, exact: 
 
 
 def _numeric_stats(
-    present: pa.ChunkedArray, dtype: pa.DataType, kind: str, exact: bool, figures: dict[str, Any], scaled: Any
+    present: pa.ChunkedArray, dtype: pa.DataType, kind: str, exact: bool, figures: dict[str, Any], scaled: Any,
+    raw: np.ndarray | None = None, ordered: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    values = numeric_values(present)
+    # ``raw``/``ordered``: the values (see _raw_numbers) and the same sorted. The mean and std add up the values in
+    # their own order (a sum's rounding depends on it); quantiles and histograms depend on the values only, so they
+    # use the sorted copy, where np.quantile's partitions cost next to nothing. (Only a zero's sign may differ: of
+    # -0.0 and 0.0, which compare equal, a selection returns either.)
+    values = numeric_values(present) if raw is None else np.asarray(raw, dtype=np.float64)
     out: dict[str, Any] = {}
     finite = values[np.isfinite(values)]
+    if ordered is None:  # booleans: np.quantile partitions the values as they come
+        finite_sorted = finite
+    else:
+        ordered = np.asarray(ordered, dtype=np.float64)  # a monotone cast: still sorted, NaNs last
+        finite_sorted = ordered[np.isfinite(ordered)]
     if kind == "numeric" and pa.types.is_floating(dtype):
         out["nan"] = scaled(int(np.isnan(values).sum()))
         out["inf"] = scaled(int(np.isinf(values).sum()))
@@ -226,7 +286,7 @@ def _numeric_stats(
     out["min"], out["max"] = figure(jsonable(low), bounds_exact), figure(jsonable(high), bounds_exact)
     if not finite.size:
         return out
-    quantiles = np.quantile(finite, QUANTILES)
+    quantiles = np.quantile(finite_sorted, QUANTILES)
     mean = float(finite.mean())
     std = float(finite.std(ddof=1)) if finite.size > 1 else None
     if kind == "datetime":
@@ -237,7 +297,7 @@ def _numeric_stats(
         out["std"] = figure(std, exact)
         out["quantiles"] = figure({k: float(v) for k, v in zip(_qnames(), quantiles, strict=True)}, exact)
     if kind != "boolean":
-        out["histogram"] = _histogram(finite, dtype if kind == "datetime" else None, exact)
+        out["histogram"] = _histogram(finite_sorted, dtype if kind == "datetime" else None, exact)
     return out
 
 
