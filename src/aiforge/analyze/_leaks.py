@@ -43,16 +43,30 @@ def leak_scores(
         train, test = train[finite[train]], test[finite[test]]
         if train.size < 2 or test.size < 2:
             return {}
+    # The same halves as masks: a mask reads the rows in order, where the permutation's indices jump about memory.
+    # Bin edges (quantiles) and the classification figures (integer counts) do not depend on the rows' order; the
+    # regression sums do, so regression keeps gathering in the permutation's order.
+    in_train = np.zeros(len(y), dtype=bool)
+    in_train[train] = True
+    fit, score_on = (in_train, _mask(test, len(y))) if classify else (train, test)
     scores: dict[str, Any] = {}
     for stats in columns:
         if stats["name"] == label["name"] or stats["kind"] == "other":
             continue
-        x = _feature_codes(table.column(stats["name"]), stats, train)
-        scores[stats["name"]] = _score(x, target, train, test, classify)
+        x = _feature_codes(table.column(stats["name"]), stats, in_train)
+        scores[stats["name"]] = _score(x, target, fit, score_on, classify)
     return scores
 
 
+def _mask(rows: np.ndarray, size: int) -> np.ndarray:
+    mask = np.zeros(size, dtype=bool)
+    mask[rows] = True
+    return mask
+
+
 def _feature_codes(column: pa.ChunkedArray, stats: dict[str, Any], train: np.ndarray) -> np.ndarray:
+    """Integer codes of a column's values: quantile bins (fitted on ``train``, indices or a mask) for numbers and
+    times with over 100 distinct values, else one code per value."""
     if stats["kind"] in ("numeric", "datetime") and stats["distinct"]["value"] > 100:
         normalised = normalise(column)
         if pa.types.is_temporal(normalised.type):
@@ -76,6 +90,8 @@ def _feature_codes(column: pa.ChunkedArray, stats: dict[str, Any], train: np.nda
 def _score(
     x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, classify: bool
 ) -> dict[str, Any]:
+    """``train``/``test``: row indices, or boolean masks (then only for classification, whose counts do not depend
+    on the rows' order)."""
     size = int(x.max()) + 1
     x_train, y_train, x_test, y_test = x[train], y[train], x[test], y[test]  # each gathered once
     counts = np.bincount(x_train, minlength=size)

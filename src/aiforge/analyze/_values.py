@@ -108,8 +108,12 @@ def short_values(values: pa.Array | pa.ChunkedArray, limit: int = MAX_VALUE_CHAR
         lengths, cut, unit = pc.utf8_length(values), pc.utf8_slice_codeunits(values, 0, limit), "characters"
     elif _is_bytes(dtype):
         lengths, cut, unit = pc.binary_length(values), pc.binary_slice(values, 0, limit), "bytes"
+    elif pa.types.is_integer(dtype) or pa.types.is_boolean(dtype) or pa.types.is_null(dtype):
+        return values.to_pylist()  # Python ints, bools and None are JSON-ready as they come
     else:
         return [jsonable(v) for v in values.to_pylist()]
+    if unit == "characters" and (pc.max(lengths).as_py() or 0) <= limit:
+        return values.to_pylist()  # no text to cut: str and None are JSON-ready as they come
     return [
         jsonable(value) if size is None or size <= limit else f"{jsonable(value)}… ({size:,} {unit})"
         for value, size in zip(cut.to_pylist(), lengths.to_pylist(), strict=True)
