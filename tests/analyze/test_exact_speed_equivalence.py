@@ -55,9 +55,10 @@ def _table(seed: int, n: int = 300, key: bool = False) -> pa.Table:
 
 
 def _slow(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Route analyze through the straightforward computations: Arrow's count_distinct and a grouping for every
-    duplicate check."""
+    """Route analyze through the straightforward computations: Arrow's count_distinct, string checks on every row
+    and a grouping for every duplicate check."""
     monkeypatch.setattr(_stats, "_raw_numbers", lambda present: None)
+    monkeypatch.setattr(_stats, "_encoded_words", lambda present: None)
     monkeypatch.setattr(_issues, "has_key_column", lambda columns, table: False)
 
 
@@ -217,3 +218,26 @@ def test_leak_scores_match_the_plain_computation(seed: int) -> None:
     scores = {name: {k: v for k, v in s.items() if k != "exact"} for name, s in report.to_dict()["leak_scores"].items()}
     assert scores == _reference_leaks(table, report.columns, report.label, seed=0)
     assert scores["leak"]["leak"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_string_figures_from_distinct_values_match_every_row(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(seed)
+    n = 400
+    numbers = ["1", "1.0", " 01 ", "-5.00", "99.94", "10", "9", "-5", "99.940", " "]  # ties on the bounds
+    words = ["a", "", "  ", "x" * 300, "é" * 250, "b c", "12", "z"]
+    table = pa.table({
+        "numbers": pa.array(rng.choice(numbers, n).tolist(), mask=rng.random(n) < 0.1),
+        "mixed": pa.array(rng.choice(numbers + words, n).tolist()),
+        "many": pa.array([f"w{v}" for v in rng.integers(0, 150, n)]),
+        "bytes": pa.array([bytes([65 + int(v)]) * int(v) for v in rng.integers(0, 30, n)]),
+        "large": pa.array(rng.choice(words, n).tolist(), pa.large_string()),
+        "dict": pa.array(rng.choice(words, n).tolist()).dictionary_encode(),
+    })
+    table = pa.concat_tables([table.slice(0, 150), table.slice(150)])
+    fast = _report(table)
+    with monkeypatch.context() as patch:
+        _slow(patch)
+        slow = _report(table)
+    assert fast == slow
+    assert json.loads(fast)["columns"][0]["min"]["order"] == "numeric"

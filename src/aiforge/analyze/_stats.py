@@ -139,7 +139,10 @@ def column_stats(
     if raw is not None:  # one sort gives the distinct count here, and the quantiles and histogram below
         ordered = np.sort(raw)
         distinct_sample = _sorted_distinct(raw, ordered)
-    else:
+    words = _encoded_words(present)
+    if words is not None:  # strings: one hash pass gives the distinct values, their counts, and each row's value
+        distinct_sample = len(words[0])
+    elif raw is None:
         distinct_sample = pc.count_distinct(present).as_py() if len(present) else 0
     out: dict[str, Any] = {
         "type": str(dtype),
@@ -156,12 +159,25 @@ def column_stats(
     elif kind in ("categorical", "text") and (
         pa.types.is_string(column.type) or pa.types.is_binary(column.type)
     ):
-        out.update(_string_stats(present, exact, scaled))
+        out.update(_string_stats(present, exact, scaled, words))
     if len(present) and (
         kind in ("categorical", "text", "boolean") or distinct_sample <= CATEGORICAL_MAX_DISTINCT
     ):
-        out["top_values"] = _top_values(present, exact, scale)
+        out["top_values"] = _top_values(present, exact, scale, words)
     return out
+
+
+def _encoded_words(present: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, np.ndarray] | None:
+    """A string or binary column as its distinct values (in order of first appearance, as ``value_counts`` gives
+    them), how often each occurs, and each row's index into them; None for other types or no values.
+
+    The per-value checks (regex, trimming, lengths) then run once per distinct value instead of once per row.
+    """
+    if not len(present) or not (pa.types.is_string(present.type) or pa.types.is_binary(present.type)):
+        return None
+    encoded = present.combine_chunks().dictionary_encode()
+    indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return encoded.dictionary, np.bincount(indices, minlength=len(encoded.dictionary)), indices
 
 
 def _raw_numbers(present: pa.ChunkedArray) -> np.ndarray | None:
@@ -357,31 +373,50 @@ def _histogram(finite: np.ndarray, datetime_type: pa.DataType | None, exact: boo
     return figure(value, exact, basis="all rows" if exact else "sample")
 
 
-def _string_stats(present: pa.ChunkedArray, exact: bool, scaled: Any) -> dict[str, Any]:
+def _string_stats(
+    present: pa.ChunkedArray, exact: bool, scaled: Any,
+    words: tuple[pa.Array, np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Lengths, alphabetical bounds, blank and numeric strings. With ``words`` (see :func:`_encoded_words`) each
+    check runs on the distinct values and is weighted by their counts: the same figures, since a row's figures are
+    its value's."""
     out: dict[str, Any] = {}
     is_text = pa.types.is_string(present.type)
-    lengths = pc.utf8_length(present) if is_text else pc.binary_length(present)
-    lengths_np = np.asarray(lengths.to_numpy(), dtype=np.float64) if len(present) else np.zeros(0)
+    if words is not None:
+        distinct, counts, indices = words
+    else:
+        distinct, counts, indices = present, None, None
+    lengths = pc.utf8_length(distinct) if is_text else pc.binary_length(distinct)
+    lengths_np = np.asarray(lengths.to_numpy(), dtype=np.float64) if len(distinct) else np.zeros(0)
+    if indices is not None:
+        lengths_np = lengths_np[indices]  # every row's length, in row order
     if lengths_np.size:
         out["lengths"] = _lengths(lengths_np, exact)
-        bounds = pc.min_max(present)
+        bounds = pc.min_max(distinct)
         low, high = short_values(pa.array([bounds["min"], bounds["max"]], present.type))
         out["min"], out["max"] = figure(low, exact, order="alphabetical"), figure(high, exact, order="alphabetical")
     if is_text:
-        blank = pc.equal(pc.utf8_trim_whitespace(present), "")
-        blanks = int(pc.sum(blank).as_py() or 0)
+
+        def rows(flags: Any) -> int:
+            if counts is None:
+                return int(pc.sum(flags).as_py() or 0)
+            return int(counts[np.asarray(flags.to_numpy(zero_copy_only=False), dtype=bool)].sum())
+
+        blanks = rows(pc.equal(pc.utf8_trim_whitespace(distinct), ""))
         out["empty_strings"] = scaled(blanks)
-        numeric = pc.match_substring_regex(present, NUMBER_PATTERN)
-        numbers = int(pc.sum(numeric).as_py() or 0)
+        numeric = pc.match_substring_regex(distinct, NUMBER_PATTERN)
+        numbers = rows(numeric)
         out["numeric_strings"] = scaled(numbers)
         if numbers and numbers + blanks == len(present):  # numbers stored as text: their order is the numbers'
-            bounds = _numeric_bounds(present.filter(numeric))
+            # on the distinct values in order of first appearance, a tie on the smallest or largest number still
+            # picks the text of the first row that holds it
+            bounds = _numeric_bounds(distinct.filter(numeric) if counts is not None else present.filter(numeric))
             if bounds is not None:
                 out["min"], out["max"] = (figure(v, exact, order="numeric") for v in bounds)
     return out
 
 
-def _numeric_bounds(numbers: pa.ChunkedArray) -> tuple[Any, Any] | None:
+def _numeric_bounds(numbers: pa.Array | pa.ChunkedArray) -> tuple[Any, Any] | None:
     """The texts of the smallest and largest numbers (``-5.00`` and ``99.94``, where text order gives ``-5.00`` and
     ``99.94`` only by chance, and ``10`` before ``9``); None if one does not fit a float."""
     try:
@@ -390,14 +425,22 @@ def _numeric_bounds(numbers: pa.ChunkedArray) -> tuple[Any, Any] | None:
         return None
     if not values.size or not np.isfinite(values).all():
         return None
-    texts = pa.chunked_array(numbers.chunks, numbers.type).combine_chunks()
+    texts = numbers
+    if isinstance(numbers, pa.ChunkedArray):
+        texts = pa.chunked_array(numbers.chunks, numbers.type).combine_chunks()
     low, high = short_values(texts.take(pa.array([int(values.argmin()), int(values.argmax())])))
     return low, high
 
 
-def _top_values(present: pa.ChunkedArray, exact: bool, scale: float) -> dict[str, Any]:
-    counts = pc.value_counts(present)
-    values, freq = counts.field("values"), counts.field("counts").to_numpy()
+def _top_values(
+    present: pa.ChunkedArray, exact: bool, scale: float,
+    words: tuple[pa.Array, np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    if words is not None:  # the distinct values in order of first appearance, as value_counts gives them
+        values, freq = words[0], words[1]
+    else:
+        counts = pc.value_counts(present)
+        values, freq = counts.field("values"), counts.field("counts").to_numpy()
     order = np.argsort(-freq, kind="stable")[:TOP_VALUES]
     shown = short_values(values.take(pa.array(order, pa.int64())))
     items = [{"value": value, "count": round(int(freq[i]) * scale)} for value, i in zip(shown, order, strict=True)]
