@@ -46,6 +46,8 @@ def _table(seed: int, n: int = 300, key: bool = False) -> pa.Table:
         "d": pa.array([dt.date(2024, 1, 1 + int(s)) for s in rng.integers(0, 20, n)], pa.date32()),
         "s": pa.array(rng.choice(["a", "b", " ", "", "12", "x y"], n).tolist(), mask=rng.random(n) < 0.1),
         "nested": pa.array([[int(v)] if v else None for v in rng.integers(0, 3, n)], pa.list_(pa.int64())),
+        "up": pa.array(np.sort(rng.integers(0, 150, n))),  # already sorted: no sort, same figures
+        "upf": pa.array(np.r_[np.sort(rng.normal(size=n - 2)), 0.0, -0.0][np.r_[0:n // 2, n - 2, n - 1, n // 2:n - 2]]),
         "y": pa.array(rng.integers(0, 3, n)),
     }
     if key:
@@ -72,7 +74,7 @@ def _report(table: pa.Table, **kwargs: Any) -> str:
 @pytest.mark.parametrize("seed", range(6))
 def test_distinct_from_one_sort_is_arrows_count(seed: int) -> None:
     table = _table(seed)
-    for name in ("f", "f32", "i", "big", "ts", "d"):
+    for name in ("f", "f32", "i", "big", "ts", "d", "up", "upf"):
         present = normalise(table.column(name)).drop_null()
         raw = _stats._raw_numbers(present)
         assert raw is not None
@@ -86,7 +88,7 @@ def test_distinct_from_one_sort_is_arrows_count(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_numeric_figures_match_the_unsorted_reference(seed: int) -> None:
     table = _table(seed, n=500)
-    for name in ("f", "f32", "i", "big", "ts", "d"):
+    for name in ("f", "f32", "i", "big", "ts", "d", "up", "upf"):
         stats = _stats.column_stats(table.column(name), total_rows=table.num_rows, exact=True)
         values = _stats.numeric_values(table.column(name))
         finite = values[np.isfinite(values)]
@@ -212,6 +214,7 @@ def test_leak_scores_match_the_plain_computation(seed: int) -> None:
         "x": rng.normal(size=n) + y,
         "leak": y * 10.0 + rng.random(n),  # > 100 distinct values, binned, predicts y
         "c": rng.choice(["a", "b", "c"], n).tolist(),
+        "row": np.arange(n),  # sorted: its training half is too
         "y": y,
     })
     report = analyze(table, label="y", exact=True)
