@@ -438,3 +438,26 @@ def test_prepare_train_keeps_the_train_rows_and_the_label_text() -> None:
     assert got.column("n0").to_pylist() == [float(i) for i in range(40) if train[i]]
     assert got.column("__label").to_pylist() == [str(i % 3) for i in range(40) if train[i]]
     assert plan.prepare_train(batch, t, t.tokenizer(), spec_of()).column_names == ["n0"]
+
+
+def test_onehot_counts_only_its_default_top_k_and_ordinal_counts_every_category() -> None:
+    table = pa.table({"k": [f"v{j:02d}" for j in range(12)] + ["v05"]})
+    t = Transform(
+        features=[
+            {"categorical": {"column": "k"}},
+            {"categorical": {"column": "k", "name": "o", "encoding": "ordinal"}},
+        ]
+    ).fit(table)
+    con = duckdb.connect()
+    con.register("prep", pa.Table.from_batches([t.prepare(table)]))
+    queries: list[str] = []
+
+    def run(sql: str) -> list[tuple[Any, ...]]:
+        queries.append(sql)
+        return con.execute(sql).fetchall()
+
+    counts = plan.collect_statistics(run, t, "prep", "local", False)["counts"]
+    # v05 twice, then the rest by value: one-hot keeps the default top 10, ordinal every category
+    assert counts["0"] == [["v05", 2]] + [[f"v{j:02d}", 1] for j in (0, 1, 2, 3, 4, 6, 7, 8, 9)]
+    assert counts["1"] == [["v05", 2]] + [[f"v{j:02d}", 1] for j in range(12) if j != 5]
+    assert queries[1].endswith("ORDER BY n DESC, c0 LIMIT 10") and queries[2].endswith("ORDER BY n DESC, c1")
