@@ -48,7 +48,7 @@ def test_a_share_boundary_goes_to_the_next_split() -> None:
     assert enc.split_codes(ids, train=0.25, valid=0.5, seed=0).tolist() == [1]
 
 
-def test_the_hash_cache_never_holds_more_than_its_bound(monkeypatch) -> None:
+def test_the_hash_cache_never_holds_more_than_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(enc, "_MAX_CACHED", 2)
     monkeypatch.setattr(enc, "_HASHES", {})
     # the third key finds the cache full, so it starts over: sizes 1, 2, 1, 2, 1

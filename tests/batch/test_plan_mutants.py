@@ -221,7 +221,7 @@ def exact_quantiles(con: Any, column: str, probabilities: list[float], count: in
     return plan.interpolate({r: values[r] for r in plan.ranks_needed(probabilities, count)}, probabilities, count)
 
 
-EXPECTED = {
+EXPECTED: dict[str, Any] = {
     "rows": 9,
     "label_classes": 2,
     "label_example": "n",
@@ -291,7 +291,8 @@ class Recorder:
     """A Spark SQL stand-in: records each query and answers with canned rows by its start."""
 
     def __init__(self, answers: dict[str, list[tuple[Any, ...]]]) -> None:
-        self.answers, self.queries = answers, []  # type: ignore[var-annotated]
+        self.answers = answers
+        self.queries: list[str] = []
 
     def __call__(self, sql: str) -> list[tuple[Any, ...]]:
         self.queries.append(sql)
@@ -300,7 +301,7 @@ class Recorder:
 
 def test_spark_sql_of_the_statistics() -> None:
     t = Transform(features=FEATURES[:4]).fit(ROWS)
-    answers = {
+    answers: dict[str, list[tuple[Any, ...]]] = {
         "SELECT COUNT(*), COUNT(DISTINCT": [
             (9, 2, "n", 8, 4.5, 2.0, 1.0, 8.0, [2.75, 4.5, 6.25], 8, 4.5, 2.0, 1.0, 8.0, None)
         ],
