@@ -59,8 +59,9 @@ def test_a_categorical_selector_leaves_integer_columns_alone() -> None:
 
 
 def test_a_selector_that_matches_nothing_usable_names_its_pattern_and_the_columns() -> None:
-    with pytest.raises(InvalidInput, match=r"^features\[0\]\.text\.columns 'pixel_\?' matches no column a text "
-                                           r"feature can use that no other feature takes; columns of t@v1: id \(int64\)"):
+    message = (r"^features\[0\]\.text\.columns 'pixel_\?' matches no column a text feature can use that no other "
+               r"feature takes; columns of t@v1: id \(int64\)")
+    with pytest.raises(InvalidInput, match=message):
         expand_columns(spec({"text": {"columns": "pixel_?"}}), TYPES, source=" of t@v1")
 
 
