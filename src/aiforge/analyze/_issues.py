@@ -114,16 +114,15 @@ def add_examples(issues: list[dict[str, Any]], table: pa.Table, positions: np.nd
     Issues about every row (an empty or constant column, numbers stored as text, a leaking column) get none.
     """
     for issue in issues:
+        mask: np.ndarray | None = None
         if issue["type"] == "duplicate_rows":
             mask = np.zeros(table.num_rows, dtype=bool)
             if duplicates is not None:
                 mask[duplicates] = True
-        elif issue["column"] is None or issue["column"] not in table.column_names:
-            continue
-        else:
+        elif issue["column"] is not None and issue["column"] in table.column_names:
             mask = _affected(issue, table.column(issue["column"]))
-            if mask is None:
-                continue
+        if mask is None:
+            continue
         picked = positions[mask][:EXAMPLE_ROWS]
         if picked.size:
             issue["examples"] = [int(p) for p in picked]
