@@ -151,10 +151,13 @@ def test_empty_result_writes_nothing(workspace, pg_table, nothing_written) -> No
 
 
 @pytest.mark.postgres
-def test_numeric_becomes_plain_text(workspace) -> None:
+def test_a_bare_numeric_becomes_float64_with_a_note(workspace) -> None:
+    """Issue 12: NUMERIC is a number (it was text, so `amount < 0` failed); without a precision, float64."""
     snap = dump(PG_URL, query="SELECT 1.50::numeric AS n, 2::int AS i", name="n", workspace=workspace)
-    assert snap.manifest["schema"] == [{"name": "n", "type": "string"}, {"name": "i", "type": "int32"}]
-    assert snap.to_arrow().to_pylist() == [{"n": "1.50", "i": 2}]
+    n, i = snap.manifest["schema"]
+    assert (n["name"], n["type"], i) == ("n", "double", {"name": "i", "type": "int32"})
+    assert n["note"].startswith("PostgreSQL numeric stored as float64 (double), since it has no declared precision")
+    assert snap.to_arrow().to_pylist() == [{"n": 1.5, "i": 2}]
 
 
 @pytest.mark.postgres

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -36,12 +37,13 @@ def test_files_stream_in_bounded_batches(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_types_and_numeric_unwrapped() -> None:
+def test_postgres_types_and_numeric_as_its_declared_decimal() -> None:
     query = "SELECT g::bigint AS id, (g * 0.5)::numeric(10, 1) AS n, g % 2 = 0 AS even"
     query += " FROM generate_series(1, 3) g"
     table, _ = _read(PG_URL, query)
-    assert table.schema == pa.schema([("id", pa.int64()), ("n", pa.string()), ("even", pa.bool_())])
-    assert table.to_pydict() == {"id": [1, 2, 3], "n": ["0.5", "1.0", "1.5"], "even": [False, True, False]}
+    assert table.schema == pa.schema([("id", pa.int64()), ("n", pa.decimal128(10, 1)), ("even", pa.bool_())])
+    assert table.to_pydict() == {"id": [1, 2, 3], "n": [Decimal("0.5"), Decimal("1.0"), Decimal("1.5")],
+                                 "even": [False, True, False]}
 
 
 @pytest.mark.postgres
