@@ -55,6 +55,7 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _one_error_line(stderr: str) -> str:
     assert not JAVA_TRACE.search(stderr), stderr
     assert "Traceback" not in stderr and '"level": "ERROR"' not in stderr, stderr
+    assert "WARNING: Using incubator modules" not in stderr, stderr  # the JVM launcher's own line goes to the log
     errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, stderr
     return errors[0]

@@ -23,13 +23,16 @@ JVM stack trace is appended to that log.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import re
 import shutil
+import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,28 @@ rootLogger.appenderRef.file.ref = file
 #: PySpark's loggers that print a failed query's error as JSON on stderr
 _PYSPARK_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
 _log_file: Path | None = None
+
+
+@contextlib.contextmanager
+def _stderr_into(path: Path | None) -> Iterator[None]:
+    """Point file descriptor 2 at ``path`` (appending) while the JVM is launched, then give it back.
+
+    The JVM is a child process and keeps the stderr it was started with, so what it writes there itself (the
+    launcher's ``WARNING: Using incubator modules``, a crash dump's notice) lands in the Spark log, never on the
+    terminal; this process's own stderr is restored at once.
+    """
+    if path is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def log_path() -> Path | None:
@@ -179,7 +204,8 @@ def get_session(master: str | None = None, *, home: Path | None = None) -> Any:
         }.items():
             builder = builder.config(key, value)
         try:
-            session = (builder.enableHiveSupport() if _hive_available() else builder).getOrCreate()
+            with _stderr_into(_log_file):  # the JVM keeps this stderr: its start-up warnings go to the log too
+                session = (builder.enableHiveSupport() if _hive_available() else builder).getOrCreate()
         except Exception as exc:
             raise SourceError(f"cannot start Spark with master {master!r}: {failure_text(exc)}") from exc
         _quiet_pyspark_loggers()
