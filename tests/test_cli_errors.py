@@ -92,3 +92,35 @@ def test_invalid_input_that_is_not_a_parameter_stays_exit_1(workspace, tmp_path:
     spec.write_text("input: x\n")
     result = runner.invoke(app, ["batch", str(spec)])
     assert result.exit_code == 1 and result.output.startswith("Error: invalid batch spec")
+
+
+class InterruptException(Exception):
+    """Stands in for duckdb.InterruptException: DuckDB turns Ctrl-C during a query into this Exception."""
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["raised as is", "wrapped in an aiforge error"])
+def test_ctrl_c_that_duckdb_turned_into_an_error_is_still_an_interrupt(
+    workspace: object, monkeypatch: pytest.MonkeyPatch, wrapped: bool
+) -> None:
+    """A SIGINT during BATCH's DuckDB scan exited 1 ('Error: ...') in a fault trial instead of 130 (issue 11)."""
+    import aiforge.cli._app as cli_app
+    from aiforge.errors import QueryError
+    from aiforge.workspace import Workspace
+
+    def interrupted() -> None:  # the real one ends the process with os._exit(130)
+        sys.stderr.write("Interrupted: stopped at your request; nothing half-written was kept.\n")
+        raise SystemExit(130)
+
+    def scan(self: object, name: object = None) -> None:
+        try:
+            raise InterruptException("INTERRUPT Error: Interrupted!")
+        except InterruptException as exc:
+            if wrapped:
+                raise QueryError("INTERRUPT Error: Interrupted!", "SELECT count(*) FROM source") from exc
+            raise
+
+    monkeypatch.setattr(cli_app, "interrupted", interrupted)
+    monkeypatch.setattr(Workspace, "list_snapshots", scan)
+    result = runner.invoke(app, ["snapshots", "list"])
+    assert result.exit_code == 130
+    assert result.stderr == "Interrupted: stopped at your request; nothing half-written was kept.\n"

@@ -47,26 +47,42 @@ class CommandGroup(typer.core.TyperGroup):
             return super().invoke(ctx)
         except _CLICK_FLOW:
             raise
-        except AiforgeError as exc:
-            if _debug(ctx):
-                raise
-            typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(2 if isinstance(exc, InvalidParameter) else 1) from exc
+        except Exception as exc:
+            if _from_ctrl_c(exc) and not _debug(ctx):
+                interrupted()  # an engine (DuckDB) turned Ctrl-C into its own error, which a stage may have wrapped
+            self._failed(ctx, exc)
         except KeyboardInterrupt:
             if _debug(ctx):
                 raise
             interrupted()
-        except Exception as exc:
-            if _debug(ctx):
-                raise
-            log = _write_crash_log(ctx, exc)
-            typer.echo(
-                f"Error: unexpected {type(exc).__name__}: {exc}\n"
-                f"  This is a bug in aiforge, not a mistake of yours. The full traceback is in {log}; "
-                "please attach it to a bug report (or rerun with --debug to see it here).",
-                err=True,
-            )
-            raise typer.Exit(1) from exc
+
+    def _failed(self, ctx: Any, exc: Exception) -> NoReturn:
+        if _debug(ctx):
+            raise exc
+        if isinstance(exc, AiforgeError):
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2 if isinstance(exc, InvalidParameter) else 1) from exc
+        log = _write_crash_log(ctx, exc)
+        typer.echo(
+            f"Error: unexpected {type(exc).__name__}: {exc}\n"
+            f"  This is a bug in aiforge, not a mistake of yours. The full traceback is in {log}; "
+            "please attach it to a bug report (or rerun with --debug to see it here).",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
+
+
+def _from_ctrl_c(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was caused by, Ctrl-C: a ``KeyboardInterrupt``, or DuckDB's ``InterruptException``
+    (DuckDB catches SIGINT during a query and raises its own error, an ``Exception``, which a stage may wrap)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, KeyboardInterrupt) or type(current).__name__ == "InterruptException":
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def interrupted() -> NoReturn:
