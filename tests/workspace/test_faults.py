@@ -157,4 +157,5 @@ def test_kill_at_random_points_leaves_a_consistent_workspace(
             err = proc.stderr.read() if proc.stderr else ""
             assert err.startswith("Interrupted") and "Traceback" not in err, (delay, err)
         elif sig == signal.SIGINT:  # Python itself stopped: before aiforge's code ran, or after it finished
-            assert code in (0, -signal.SIGINT), (delay, code)
+            err = proc.stderr.read() if proc.stderr else ""
+            assert code in (0, -signal.SIGINT), (delay, code, err)  # the message says what went wrong
