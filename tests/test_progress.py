@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from aiforge import _progress
-from aiforge._progress import _NotebookBar, in_notebook, progress
+from aiforge import progress as progress_module
+from aiforge.progress import _NotebookBar, in_notebook, progress
 
 
 class _Shell:
@@ -40,8 +40,8 @@ class _Terminal(io.StringIO):
 def shown(monkeypatch: pytest.MonkeyPatch) -> list[tuple[dict[str, str], str, bool]]:
     """What the notebook bar sends to the front end: (MIME bundle, display id, update)."""
     calls: list[tuple[dict[str, str], str, bool]] = []
-    monkeypatch.setattr(_progress, "_display", lambda bundle, display_id, update: calls.append((bundle, display_id,
-                                                                                                update)))
+    monkeypatch.setattr(progress_module, "_display",
+                        lambda bundle, display_id, update: calls.append((bundle, display_id, update)))
     return calls
 
 

@@ -63,6 +63,10 @@ def test_serve_names_resolve_and_load_lazily() -> None:
 
 # Every public subpackage's __all__ as it stands; adding or removing a name is a decision, made here too.
 SUBPACKAGE_NAMES: dict[str, list[str]] = {
+    "aiforge.server": ["BearerAuth", "InFlightLimit", "READY_PREFIX", "ServerMetrics", "ServerThread", "TOO_LARGE",
+                       "add_server_routes", "error_message", "error_parts", "error_response", "grpc_abort",
+                       "grpc_status", "json_response", "loop_factory", "open_socket", "read_body", "retry_after", "run",
+                       "send_json", "serve", "too_large_parts"],
     "aiforge.workspace": ["ModelStore", "Snapshot", "StagedVersion", "Workspace", "check_name", "parse_ref",
                           "snapshot", "write_atomic", "write_output"],
     "aiforge.engines": ["ENGINES", "Engine", "LocalEngine", "SparkEngine", "resolve_engine"],

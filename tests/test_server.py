@@ -1,4 +1,4 @@
-"""The server kit (aiforge._server) on real uvicorn and grpc.aio servers on 127.0.0.1: the error table and its
+"""The server kit (aiforge.server) on real uvicorn and grpc.aio servers on 127.0.0.1: the error table and its
 inverse, health routes, bearer auth, the in-flight limit, the body limit and graceful shutdown."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from aiforge import errors
-from aiforge._server import (
+from aiforge.server import (
     BearerAuth,
     InFlightLimit,
     ServerMetrics,

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 # The stages load on first use (numpy, pyarrow, pydantic, scikit-learn...), so `import aiforge` and every CLI
 # command that does not need them (`--version`, `snapshots list`) start quickly. `aiforge.dump` and the other stage
-# names are the stage packages themselves, which call their stage function when called (see aiforge._lazy).
+# names are the stage packages themselves, which call their stage function when called (see aiforge.lazy).
 _STAGES = ("analyze", "batch", "clean", "dump")
 _LAZY = {
     "Report": "aiforge.analyze",

@@ -114,9 +114,9 @@ class RunningServer:
 def run_server(repo: Path | InferenceEngine, *, token: str | None = None, batching: bool = True,
                overrides: dict[str, Any] | None = None, metrics_public: bool = True) -> Iterator[RunningServer]:
     """Run an inference server (REST + gRPC) in a background thread with its own event loop; stop it on exit."""
-    from aiforge._server import ServerMetrics
     from aiforge.serve.inference.repository import ModelRepository
     from aiforge.serve.inference.server import create_grpc_server, create_inference_app
+    from aiforge.server import ServerMetrics
 
     if isinstance(repo, InferenceEngine):
         engine = repo
@@ -133,9 +133,9 @@ def run_server(repo: Path | InferenceEngine, *, token: str | None = None, batchi
 
 @contextlib.contextmanager
 def serving_in_thread(name: str, app: Any, **options: Any) -> Iterator[None]:
-    """Run ``aiforge._server.serve(app, **options)`` in a thread with its own event loop, as the servers run in
+    """Run ``aiforge.server.serve(app, **options)`` in a thread with its own event loop, as the servers run in
     their processes; return once it accepts requests, stop it gracefully on exit."""
-    from aiforge._server import ServerThread
+    from aiforge.server import ServerThread
 
     port = options.pop("port")
     with ServerThread(app, port=port, name=name, **options):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiforge._lazy import lazy_names
+from aiforge.lazy import lazy_names
 
 if TYPE_CHECKING:
     from aiforge.analyze._analyze import Report, analyze

@@ -13,11 +13,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from aiforge._progress import progress as progress_bar
 from aiforge.batch import _plan as plan
 from aiforge.batch.spec import BatchSpec
 from aiforge.batch.transform import Transform
 from aiforge.errors import QueryError
+from aiforge.progress import progress as progress_bar
 from aiforge.workspace.writer import PartWriter
 
 __all__ = ["LocalRunner"]

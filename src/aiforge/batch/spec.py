@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aiforge._yaml import read_yaml
 from aiforge.errors import InvalidInput
+from aiforge.yamlio import read_yaml
 
 __all__ = [
     "BatchSpec",

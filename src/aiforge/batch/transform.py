@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from aiforge._version import __version__
+from aiforge import __version__
 from aiforge.batch import _encoders as enc
 from aiforge.batch._feature_ops import Tokenizer, apply, check_types, learn
 from aiforge.batch.spec import FeatureItem, NlpOptions

@@ -17,7 +17,6 @@ import numpy as np
 import pyarrow as pa
 
 from aiforge import reprs
-from aiforge._progress import progress as progress_bar
 from aiforge.clean._features import GIVEN_COLUMN, IMPUTE, feature_columns, feature_matrix, is_number, is_vector
 from aiforge.clean._report import render_html, summarise
 from aiforge.clean.checkers import make_checker
@@ -25,6 +24,7 @@ from aiforge.clean.pico import PICO
 from aiforge.clean.vote import MultiSplitVote, SplitTrainCheck
 from aiforge.engines import Engine, resolve_engine
 from aiforge.errors import ColumnNotFound, InvalidInput, WorkspaceError
+from aiforge.progress import progress as progress_bar
 from aiforge.validation import RANDOM_STATE, validate_params
 from aiforge.workspace import Snapshot, Workspace, check_name, write_atomic
 from aiforge.workspace.writer import PartWriter, data_manifest

@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, NoReturn
 import typer
 import typer.core
 
-from aiforge._version import __version__
+from aiforge import __version__
 from aiforge.errors import AiforgeError, InvalidParameter
 from aiforge.workspace import Workspace
 

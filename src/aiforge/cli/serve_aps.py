@@ -62,10 +62,10 @@ def aps(
 
     Example: aiforge serve aps handler.py:Churn --predictor grpc://127.0.0.1:8081 --model churn
     """
-    from aiforge._server import READY_PREFIX
     from aiforge.serve.aps.handler import load_handler
     from aiforge.serve.aps.server import run_aps_server
     from aiforge.serve.deploy.settings import token_from_env
+    from aiforge.server import READY_PREFIX
 
     token = token_from_env(token_env)
     typer.echo(f"APS for model {model!r} ({handler}) on http://{host}:{port}/predict -> {predictor}", err=True)

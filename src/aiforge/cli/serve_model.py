@@ -65,7 +65,7 @@ def serve_model(
 
     def started() -> None:
         models = ", ".join(f"{name} (v{', v'.join(repository.versions(name))})" for name in repository.names())
-        from aiforge._server import READY_PREFIX
+        from aiforge.server import READY_PREFIX
 
         typer.echo(f"{READY_PREFIX}serving {models}")
         typer.echo(f"  REST  http://{host}:{port}/v2  (docs: http://{host}:{port}/docs)")

@@ -19,12 +19,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aiforge._progress import progress as progress_bar
 from aiforge.engines import Engine, LocalEngine, SparkEngine, resolve_engine
 from aiforge.engines.columns import NaNInDecimal
 from aiforge.engines.csv_reader import RAGGED, Ragged, check_ragged
 from aiforge.engines.sources import Source, parse_source
 from aiforge.errors import AiforgeError, EmptyResult, InvalidInput, WorkspaceError
+from aiforge.progress import progress as progress_bar
 from aiforge.validation import Interval, Options, validate_params
 from aiforge.workspace import Snapshot, Workspace, check_name
 from aiforge.workspace.writer import PartWriter, bernoulli_sample, data_manifest, prefetch

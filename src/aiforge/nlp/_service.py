@@ -16,7 +16,9 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from aiforge._server import (
+from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
+from aiforge.nlp._tokenize import Analyzer, get_analyzer
+from aiforge.server import (
     BearerAuth,
     InFlightLimit,
     ServerMetrics,
@@ -29,8 +31,6 @@ from aiforge._server import (
     serve,
     too_large_parts,
 )
-from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
-from aiforge.nlp._tokenize import Analyzer, get_analyzer
 from aiforge.validation import Interval, validate_params
 
 __all__ = ["NlpServer", "TokenizeRequest", "TokenizeResponse", "create_nlp_app", "serve_nlp"]
@@ -91,7 +91,7 @@ def create_nlp_app(
         Bearer token clients must send (``Authorization: Bearer TOKEN``), as on the inference and APS servers;
         health routes stay open.
     metrics_public : bool, default True
-        ``GET /metrics`` answers without the token (see :class:`aiforge._server.BearerAuth`).
+        ``GET /metrics`` answers without the token (see :class:`aiforge.server.BearerAuth`).
 
     Returns
     -------

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiforge._lazy import lazy_names
+from aiforge.lazy import lazy_names
 
 if TYPE_CHECKING:
     from aiforge.serve.aps.coalesce import CoalescingPredictor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiforge._lazy import lazy_names
+from aiforge.lazy import lazy_names
 
 if TYPE_CHECKING:
     from aiforge.serve.aps.base import Predictor

@@ -39,7 +39,13 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aiforge._server import (
+from aiforge import __version__
+from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
+from aiforge.serve.aps.base import Predictor
+from aiforge.serve.aps.handler import Context, Handler, load_handler
+from aiforge.serve.aps.predictor import predictor_from_url
+from aiforge.serve.protocol import InferRequest, Tensor
+from aiforge.server import (
     BearerAuth,
     InFlightLimit,
     ServerMetrics,
@@ -50,12 +56,6 @@ from aiforge._server import (
     send_json,
     serve,
 )
-from aiforge._version import __version__
-from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
-from aiforge.serve.aps.base import Predictor
-from aiforge.serve.aps.handler import Context, Handler, load_handler
-from aiforge.serve.aps.predictor import predictor_from_url
-from aiforge.serve.protocol import InferRequest, Tensor
 from aiforge.validation import Interval, validate_params
 
 __all__ = ["create_aps_app", "run_aps_server"]
@@ -289,7 +289,7 @@ def create_aps_app(handler: Handler, predictor: Predictor, *, model: str, versio
     loaded : bool
         The handler's ``load()`` has already run; do not run it again at start-up.
     metrics_public : bool
-        ``GET /metrics`` answers without the token (see :class:`aiforge._server.BearerAuth`).
+        ``GET /metrics`` answers without the token (see :class:`aiforge.server.BearerAuth`).
 
     Returns
     -------

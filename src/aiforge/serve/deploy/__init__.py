@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiforge._lazy import lazy_names
+from aiforge.lazy import lazy_names
 
 if TYPE_CHECKING:
     from aiforge.serve.deploy.export import add_model, export_sklearn, export_torch

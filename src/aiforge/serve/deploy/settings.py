@@ -25,9 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from aiforge._yaml import read_yaml
 from aiforge.errors import InvalidInput
 from aiforge.workspace.models import LAYOUT, MODEL_FILE, ModelStore, check_model_name, parse_version
+from aiforge.yamlio import read_yaml
 
 __all__ = ["ServeSettings", "token_from_env"]
 

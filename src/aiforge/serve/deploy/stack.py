@@ -217,7 +217,7 @@ class Stack:
     def reported_ready(self, process: subprocess.Popen[bytes]) -> bool:
         """Whether ``process`` has printed its ready line (replicas share ports, so only their own output tells them
         apart)."""
-        from aiforge._server import READY_PREFIX
+        from aiforge.server import READY_PREFIX
 
         log = self._output(process)
         return log.startswith(READY_PREFIX.encode()) or b"\n" + READY_PREFIX.encode() in log

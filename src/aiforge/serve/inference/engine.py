@@ -15,7 +15,7 @@ from aiforge.serve.inference.repository import ModelRepository, ModelVersion
 from aiforge.serve.protocol import InferRequest, InferResponse, Tensor
 
 if TYPE_CHECKING:
-    from aiforge._server import ServerMetrics
+    from aiforge.server import ServerMetrics
 
 __all__ = ["InferenceEngine"]
 

@@ -279,7 +279,7 @@ class ModelVersion:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    from aiforge._yaml import read_yaml
+    from aiforge.yamlio import read_yaml
 
     document = read_yaml(path, "model config")
     if document is None:

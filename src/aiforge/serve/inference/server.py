@@ -7,7 +7,7 @@ input, 404 unknown model or version, 503 with ``Retry-After`` when a queue is fu
 401 without the bearer token when one is set (health checks stay open, and ``/metrics`` unless ``metrics_public`` is
 off); over gRPC ``INVALID_ARGUMENT``,
 ``NOT_FOUND``, ``UNAVAILABLE`` (+ ``retry-after`` trailer), ``UNAUTHENTICATED``. The routes every server shares
-(health, metrics, auth, shutdown) come from the server kit, :mod:`aiforge._server`.
+(health, metrics, auth, shutdown) come from the server kit, :mod:`aiforge.server`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from aiforge._server import (
+from aiforge import __version__
+from aiforge.errors import NotFound, ServiceError, grpc_code
+from aiforge.serve.inference.engine import InferenceEngine
+from aiforge.serve.inference.repository import ModelRepository
+from aiforge.serve.protocol import (
+    grpc_modules,
+    request_from_grpc,
+    request_from_json,
+    response_to_grpc,
+    response_to_json,
+)
+from aiforge.server import (
     BearerAuth,
     ServerMetrics,
     add_server_routes,
@@ -34,17 +45,6 @@ from aiforge._server import (
     send_json,
     serve,
     too_large_parts,
-)
-from aiforge._version import __version__
-from aiforge.errors import NotFound, ServiceError, grpc_code
-from aiforge.serve.inference.engine import InferenceEngine
-from aiforge.serve.inference.repository import ModelRepository
-from aiforge.serve.protocol import (
-    grpc_modules,
-    request_from_grpc,
-    request_from_json,
-    response_to_grpc,
-    response_to_json,
 )
 
 __all__ = ["create_grpc_server", "create_inference_app", "run_inference_server"]
@@ -104,7 +104,7 @@ def create_inference_app(engine: InferenceEngine, *, token: str | None = None,
     metrics : ServerMetrics, optional
         Where to record requests (default: the engine's, or new ones attached to the engine).
     metrics_public : bool, default True
-        ``GET /metrics`` answers without the token (see :class:`aiforge._server.BearerAuth`).
+        ``GET /metrics`` answers without the token (see :class:`aiforge.server.BearerAuth`).
     """
     if metrics is None:
         metrics = engine.metrics or ServerMetrics("aiforge_inference")

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiforge import reprs
-from aiforge._progress import Progress
-from aiforge._progress import progress as progress_bar
 from aiforge.errors import InvalidInput
+from aiforge.progress import Progress
+from aiforge.progress import progress as progress_bar
 from aiforge.validation import Hidden, Interval, validate_params
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiforge import reprs
-from aiforge._progress import progress as progress_bar
 from aiforge.errors import InvalidInput, WorkspaceError
+from aiforge.progress import progress as progress_bar
 from aiforge.serve.sizing.load import LoadTestResult, Payload, loadtest
 from aiforge.validation import Interval, validate_params
 from aiforge.workspace import write_output

@@ -17,10 +17,10 @@ One place for what a server needs besides its own routes, so that every server a
 
 from __future__ import annotations
 
-from aiforge._server.auth import BearerAuth
-from aiforge._server.limits import InFlightLimit
-from aiforge._server.metrics import ServerMetrics
-from aiforge._server.responses import (
+from aiforge.server.auth import BearerAuth
+from aiforge.server.limits import InFlightLimit
+from aiforge.server.metrics import ServerMetrics
+from aiforge.server.responses import (
     TOO_LARGE,
     error_message,
     error_parts,
@@ -31,9 +31,9 @@ from aiforge._server.responses import (
     send_json,
     too_large_parts,
 )
-from aiforge._server.routes import add_server_routes
-from aiforge._server.rpc import grpc_abort, grpc_status
-from aiforge._server.runner import READY_PREFIX, ServerThread, loop_factory, open_socket, run, serve
+from aiforge.server.routes import add_server_routes
+from aiforge.server.rpc import grpc_abort, grpc_status
+from aiforge.server.runner import READY_PREFIX, ServerThread, loop_factory, open_socket, run, serve
 
 __all__ = [
     "READY_PREFIX",

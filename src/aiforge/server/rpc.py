@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from aiforge._server.responses import error_message, retry_after
 from aiforge.errors import Overloaded, grpc_code
+from aiforge.server.responses import error_message, retry_after
 
 __all__ = ["grpc_abort", "grpc_status"]
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from aiforge._server.metrics import ServerMetrics
-from aiforge._server.responses import error_response
 from aiforge.errors import AiforgeError
+from aiforge.server.metrics import ServerMetrics
+from aiforge.server.responses import error_response
 
 __all__ = ["add_server_routes"]
 
