@@ -204,6 +204,8 @@ def _dump_local(
         try:
             return _stream_local(src, query, staged, sample, show, ragged_csv, notes, as_float)
         except NaNInDecimal as exc:
+            if exc.column in as_float:  # already float64: cannot happen twice, but never loop on it
+                raise
             log.info("column %r holds NaN, which a decimal cannot: dumping again with it as float64", exc.column)
             as_float |= {exc.column}
             shutil.rmtree(staged / "data", ignore_errors=True)

@@ -27,13 +27,14 @@ from pathlib import Path
 from aiforge.errors import InvalidInput
 from aiforge.serve.deploy.settings import ServeSettings
 
-__all__ = ["CONFIGMAP_LIMIT", "MOUNT", "ApsBundle", "aps_bundle"]
+__all__ = ["CONFIGMAP_LIMIT", "MODEL_DIR", "MOUNT", "ApsBundle", "aps_bundle"]
 
 #: Where the shipped files are in the APS containers.
 MOUNT = "/mnt/aiforge"
 #: Kubernetes refuses a ConfigMap whose data is over 1 MiB; keep room for the object around it.
 CONFIGMAP_LIMIT = 1_000_000
-_MODEL_DIR = "/mnt/models"  # manifests.MODEL_DIR (KServe's convention); manifests imports this module
+#: Where the model repository is in the containers (KServe's convention); manifests uses it too.
+MODEL_DIR = "/mnt/models"
 _KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
 
@@ -97,7 +98,7 @@ def aps_bundle(settings: ServeSettings) -> ApsBundle:
                 carries.append(f"APS handler: {spec} shipped as {pod_spec} (only that file: modules it imports "
                                "besides aiforge must be installed in the image)")
             else:
-                pod_spec = f"{_MODEL_DIR}/{relative.as_posix()}{colon}{cls}"
+                pod_spec = f"{MODEL_DIR}/{relative.as_posix()}{colon}{cls}"
                 carries.append(f"APS handler: {pod_spec}, in the model repository")
         else:
             carries.append(f"APS handler: {spec} (the module must be importable in the image)")

@@ -45,7 +45,7 @@ from typing import Any
 import yaml
 
 from aiforge.errors import InvalidInput
-from aiforge.serve.deploy.bundle import MOUNT, ApsBundle, aps_bundle
+from aiforge.serve.deploy.bundle import MODEL_DIR, MOUNT, ApsBundle, aps_bundle
 from aiforge.serve.deploy.settings import ServeSettings
 from aiforge.serve.deploy.stack import aps_args, inference_args
 from aiforge.validation import Options, validate_params
@@ -53,8 +53,6 @@ from aiforge.workspace import write_output
 
 __all__ = ["MODEL_DIR", "dns_name", "k8s_manifests", "kserve_manifest", "write_manifests"]
 
-#: Where the model repository is in the containers (KServe's convention).
-MODEL_DIR = "/mnt/models"
 _VOLUME = "model-repo"
 _FILES_VOLUME = "aps-files"
 _MAX_BASE = 63 - len("-inference")
