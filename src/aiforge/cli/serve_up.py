@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["serve_export", "serve_up"]
 
 ModelArg = Annotated[
-    str | None, typer.Argument(help="Model name in the repository (MODEL_REPO/<name>/<version>/model.onnx).")
+    str | None,
+    typer.Argument(help="Model name in the repository (MODEL_REPO/<name>/<version>/model.onnx), or NAME@ALIAS / "
+                   "NAME@vN from the workspace's registry (`aiforge models list`)."),
 ]
 RepoOption = Annotated[
     Path | None, typer.Option("--model-repo", help="The model repository [default: ./models, or the config's].")
@@ -57,6 +59,32 @@ MetricsPublicOption = Annotated[
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="Settings YAML (the keys of ServeSettings); options override it.")
 ]
+
+
+def _from_registry(
+    ctx: typer.Context, model: str | None, model_repo: Path | None, version: str | None
+) -> tuple[str | None, Path | None, str | None]:
+    """Resolve ``NAME@ALIAS`` or ``NAME@vN``: through the workspace's registry, or as a version of ``--model-repo``."""
+    if model is None or "@" not in model:
+        return model, model_repo, version
+    from aiforge.workspace import Registry
+    from aiforge.workspace.registry import parse_model_ref
+
+    name, which = parse_model_ref(model)
+    if version is not None:
+        raise typer.BadParameter(f"{model!r} names its version already; drop --version", param_hint="'--version'")
+    if model_repo is not None:  # an explicit repository is read as it is: a version, but no registry alias
+        number = which[1:] if which and which[:1] == "v" else which
+        if not (number or "").isdigit():
+            raise typer.BadParameter(
+                f"aliases such as {which!r} live in the workspace's registry; drop --model-repo, or name a version "
+                f"('{name}@v1')", param_hint="'MODEL'",
+            )
+        return name, model_repo, number
+    registry = Registry(workspace_of(ctx))
+    resolved = registry.get(model)
+    typer.echo(f"{model} is {resolved.ref} ({resolved.path})", err=True)
+    return name, registry.store.root, str(resolved.version)
 
 
 def _settings(config: Path | None, **options: Any) -> ServeSettings:
@@ -115,11 +143,16 @@ def serve_up(
     restart is reported on stderr; meanwhile the APS answers 503 with Retry-After. More than --max-restarts crashes
     of one process within --restart-window-s stop everything with an error (exit code 1).
 
+    MODEL may be NAME@ALIAS or NAME@vN: without --model-repo it is looked up in the workspace's model registry.
+
     Example: aiforge serve up churn --model-repo ./models --handler handler.py:Churn --replicas 2
+
+    Example: aiforge serve up digits@production
     """
     from aiforge.serve.deploy.stack import default_log_dir
     from aiforge.serve.deploy.supervise import supervise
 
+    model, model_repo, version = _from_registry(ctx, model, model_repo, version)
     settings = _settings(
         config, model=model, model_repo=model_repo, version=version, handler=handler, replicas=replicas, cpus=cpus,
         host=host, aps_port=port, http_port=http_port, grpc_port=grpc_port, max_batch_size=max_batch_size,
@@ -144,6 +177,7 @@ def serve_up(
 
 @serve_app.command("export")
 def serve_export(
+    ctx: typer.Context,
     model: ModelArg = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the YAML into.")] = Path("deploy"),
     k8s: Annotated[bool, typer.Option("--k8s", help="Deployment + Service for each server.")] = False,
@@ -180,10 +214,13 @@ def serve_export(
     lists what the deployment carries and what the image must hold. A bearer token (--token-env NAME) is read from
     the Secret <model>-token, key 'token', which you create; the token is never written.
 
+    MODEL may be NAME@ALIAS or NAME@vN, as for 'aiforge serve up'.
+
     Example: aiforge serve export churn --k8s --out deploy --replicas 3 --cpus 2 --memory 2Gi --image reg/aiforge:1
     """
     if not (k8s or kserve):
         raise typer.BadParameter("pass --k8s, --kserve or both", param_hint="'--k8s' / '--kserve'")
+    model, model_repo, version = _from_registry(ctx, model, model_repo, version)
     from aiforge.serve.deploy.manifests import write_manifests
 
     settings = _settings(
