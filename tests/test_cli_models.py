@@ -190,3 +190,23 @@ def test_serve_export_resolves_an_alias(registry: Registry, tmp_path: Path) -> N
     text = (tmp_path / "deploy" / "digits-k8s.yaml").read_text()
     # the APS calls the aliased version
     assert "- --model\n        - digits\n        - --version\n        - '2'\n" in text
+
+
+def test_runs_logs_follow_prints_until_the_run_ends(workspace: Workspace) -> None:
+    import threading
+
+    runs = RunStore(workspace)
+    run = runs.start("train", "digits", {})
+    run.log_path.write_text("epoch 1\n")
+
+    def finish_later() -> None:
+        threading.Event().wait(0.8)  # the command is following by then (it polls every 0.5 s)
+        with run.log_path.open("a") as log:
+            log.write("epoch 2\ndone\n")
+        runs.finish(run.id, "succeeded", exit_code=0)
+
+    writer = threading.Thread(target=finish_later)
+    writer.start()
+    result = runner.invoke(app, ["runs", "logs", run.id, "--follow"])
+    writer.join()
+    assert (result.exit_code, result.output) == (0, "epoch 1\nepoch 2\ndone\n")
