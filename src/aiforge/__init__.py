@@ -7,6 +7,7 @@ The public API; everything else is an implementation detail::
     report = aiforge.analyze(snap, label="returned")
     features = aiforge.batch("features.yaml")      # feature vectors + transform.json for serving
     cleaned = aiforge.clean(snap, label="returned")  # PICO label-noise correction -> a new snapshot
+    run = aiforge.train("train.yaml")                # a training job (code + data + deadline) -> a registered model
     orders = aiforge.snapshot("orders@v1")           # open an existing snapshot (to_pandas(), to_arrow())
 """
 
@@ -21,6 +22,7 @@ from aiforge.errors import (
     Conflict,
     EmptyResult,
     InvalidInput,
+    JobFailed,
     ModelNotFound,
     NotFittedError,
     NotFound,
@@ -39,11 +41,12 @@ if TYPE_CHECKING:
     from aiforge.batch import FeatureSnapshot, Transform, batch
     from aiforge.clean import PICO, MultiSplitVote, SplitTrainCheck, clean
     from aiforge.dump import dump
+    from aiforge.train import train
 
 # The stages load on first use (numpy, pyarrow, pydantic, scikit-learn...), so `import aiforge` and every CLI
 # command that does not need them (`--version`, `snapshots list`) start quickly. `aiforge.dump` and the other stage
 # names are the stage packages themselves, which call their stage function when called (see aiforge.lazy).
-_STAGES = ("analyze", "batch", "clean", "dump")
+_STAGES = ("analyze", "batch", "clean", "dump", "train")
 _LAZY = {
     "Report": "aiforge.analyze",
     "FeatureSnapshot": "aiforge.batch",
@@ -72,6 +75,7 @@ __all__ = [
     "EmptyResult",
     "FeatureSnapshot",
     "InvalidInput",
+    "JobFailed",
     "ModelNotFound",
     "MultiSplitVote",
     "NotFittedError",
@@ -94,4 +98,5 @@ __all__ = [
     "clean",
     "dump",
     "snapshot",
+    "train",
 ]

@@ -18,6 +18,7 @@ matches it, so ``except ValueError`` keeps working for callers who do not know a
     │   └── Overloaded                    refused before any work (queue full, upstream down); retry after a while
     ├── Conflict                          a write lost a race: another writer changed the same thing first
     ├── WorkspaceError (OSError)          the workspace cannot be written (disk full, permissions)
+    ├── JobFailed                         a training job's own code failed, was killed or passed its limits
     └── NotFittedError (AttributeError)   a fitted object used before ``fit``
 
 The CLI prints ``Error: <message>`` for any of these and exits with code 1, or 2 for an :class:`InvalidParameter`
@@ -49,6 +50,7 @@ __all__ = [
     "EmptyResult",
     "InvalidInput",
     "InvalidParameter",
+    "JobFailed",
     "ModelNotFound",
     "NotFittedError",
     "NotFound",
@@ -155,6 +157,15 @@ class Conflict(AiforgeError):
 
 class WorkspaceError(AiforgeError, OSError):
     """The workspace cannot be read or written."""
+
+
+class JobFailed(AiforgeError):
+    """A job that aiforge ran (a TRAIN run) did not succeed: the user's code raised, exited non-zero, was killed, ran
+    out of its memory limit or its time. ``run_id`` names the run (``aiforge runs logs RUN_ID`` shows its log)."""
+
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class NotFittedError(AiforgeError, AttributeError):

@@ -8,7 +8,7 @@ will be the REST API and the pipeline editor's palette; adding a stage is one ``
 
     >>> from aiforge import stages
     >>> stages.names()
-    ['dump', 'analyze', 'clean', 'batch', 'evaluate']
+    ['dump', 'analyze', 'clean', 'batch', 'evaluate', 'train']
     >>> stages.get("dump").json_schema()["required"]
     ['source', 'name']
     >>> stages.get("dump").parse({"source": "shop.db", "name": "orders", "engine": "dask"})
@@ -26,7 +26,7 @@ import importlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN", "Cli", "EngineChoice", "SparkMaster", "Stage", "StageSpec", "calls", "get", "names", "register",
+    "validate",
 ]
 
 #: The stages aiforge ships, in the order of the flow: name -> the module that defines ``STAGE``.
@@ -46,6 +47,7 @@ BUILTIN: dict[str, str] = {
     "clean": "aiforge.clean.stage",
     "batch": "aiforge.batch.stage",
     "evaluate": "aiforge.evaluate.stage",
+    "train": "aiforge.train.stage",
 }
 _registered: dict[str, Stage] = {}
 
@@ -80,6 +82,7 @@ class Cli:
 
 
 Runner = Callable[..., Any]
+SpecT = TypeVar("SpecT", bound=BaseModel)
 
 #: The ``engine`` field of a spec whose stage runs locally or on Spark (the names of :data:`aiforge.engines.ENGINES`).
 EngineChoice = Literal["local", "spark"]
@@ -115,10 +118,7 @@ class Stage:
             return payload
         if not isinstance(payload, Mapping):
             raise InvalidInput(f"{self.name} spec must be a mapping of its fields; got {type(payload).__name__}")
-        try:
-            return self.spec.model_validate(dict(payload))
-        except ValidationError as exc:
-            raise InvalidInput(f"{self.name} spec: {_first_problem(exc)}") from None
+        return validate(self.spec, payload, what=f"{self.name} spec")
 
     def json_schema(self) -> dict[str, Any]:
         """The JSON Schema of the spec (what the API accepts and the editor's form shows)."""
@@ -135,6 +135,22 @@ class Stage:
     ) -> Any:
         """Validate ``spec`` and run the stage on it."""
         return self.run(self.parse(spec), workspace=workspace, progress=progress)
+
+
+def validate(model: type[SpecT], payload: Mapping[str, Any], *, what: str) -> SpecT:
+    """``payload`` validated as ``model`` (a pydantic model), with the first problem worded as every spec's errors are.
+
+    Raises
+    ------
+    InvalidInput
+        ``payload`` is not a mapping, or a key is unknown or wrong: ``"<what>: <key>: <problem>"``.
+    """
+    if not isinstance(payload, Mapping):
+        raise InvalidInput(f"{what} must be a mapping of its fields; got {type(payload).__name__}")
+    try:
+        return model.model_validate(dict(payload))
+    except ValidationError as exc:
+        raise InvalidInput(f"{what}: {_first_problem(exc)}") from None
 
 
 def calls(target: str) -> Runner:

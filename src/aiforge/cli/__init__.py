@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 # Importing a command module registers its commands on `app` (or its `serve` group).
-from aiforge.cli import _stages, loadtest, models, serve_model, serve_aps, serve_up  # noqa: F401  # isort: skip
+from aiforge.cli import _stages, loadtest, models, serve_model, serve_aps, serve_up, train  # noqa: F401  # isort: skip
 from aiforge.cli._app import app, interrupted
 
 __all__ = ["app", "main"]
