@@ -22,6 +22,7 @@ from aiforge.train.planner import (
     Sample,
     TimeModel,
     at_risk,
+    available_cpus,
     calibration_points,
     history_correction,
     parse_deadline,
@@ -53,6 +54,28 @@ def test_quotas_are_quarter_cpus_up_to_the_maximum():
     assert quotas(1.1) == [0.25, 0.5, 0.75, 1.0]
     assert quotas(1, step=0.5) == [0.5, 1.0]
     assert quotas()[0] == QUOTA_STEP
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"/sys/fs/cgroup/cpu.max": "150000 100000\n"}, 1.5),
+        ({"/sys/fs/cgroup/cpu.max": "max 100000\n"}, None),
+        ({"/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "50000\n", "/sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
+        ({"/sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n", "/sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+)
+def test_available_cpus_follows_a_cgroup_limit(monkeypatch, files, expected):
+    monkeypatch.setattr(planner.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+
+    def fake_open(path, *args, **kwargs):
+        if path not in files:
+            raise FileNotFoundError(path)
+        return io.StringIO(files[path])
+
+    monkeypatch.setattr(planner, "open", fake_open, raising=False)
+    assert available_cpus() == (4.0 if expected is None else expected)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 A production retrain only has to finish before the next refresh. The planner runs the job a few times on small
 fractions of its data (the caller's ``measure`` callback does the running), fits a time model to those runs and picks
-the smallest CPU quota whose pessimistic prediction, plus a safety margin, fits the time left.
+the smallest CPU quota whose pessimistic prediction (never less than the prediction plus a safety margin) fits the
+time left.
 
 The time model, for a ``fraction`` of the data on a quota of ``cpus`` (Amdahl's law with a quota)::
 
@@ -15,7 +16,8 @@ one CPU only the parallel share speeds up. The fit is least squares on ``log`` t
 residual spread and the parameters' covariance give the uncertainty of a prediction, which grows as the plan
 extrapolates from the calibration fractions to the whole data set.
 
-Everything here is pure computation except :func:`plan`, which calls ``measure`` and nothing else.
+Everything here is pure computation except :func:`plan`, which calls ``measure`` and nothing else, and
+:func:`available_cpus`, which reads this process's CPU affinity and cgroup limit.
 """
 
 from __future__ import annotations
@@ -65,18 +67,24 @@ _FORMS = (
 
 
 def available_cpus() -> float:
-    """CPUs this process may use: its affinity set, lowered by a cgroup v2 CPU limit (``cpu.max``) if one is set."""
+    """CPUs this process may use: its affinity set, lowered by the CPU limit of its cgroup (v2 ``cpu.max`` or v1
+    ``cpu.cfs_quota_us``) when one is set."""
     try:
         cpus = float(len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         cpus = float(os.cpu_count() or 1)
-    try:
-        with open("/sys/fs/cgroup/cpu.max") as limit:
-            quota, period = limit.read().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, int(quota) / int(period))
-    except (OSError, ValueError):
-        pass
+    for path in ("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"):
+        try:
+            with open(path) as limit:
+                fields = limit.read().split()
+            if path.endswith("cfs_quota_us"):
+                with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as period:
+                    fields.append(period.read().strip())
+            if fields[0] not in ("max", "-1"):
+                cpus = min(cpus, int(fields[0]) / int(fields[1]))
+            break
+        except (OSError, ValueError, IndexError):
+            continue
     return cpus
 
 
