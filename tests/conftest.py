@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# TRAIN's warm interpreters (one per job environment) outlive the test that started them; not by much.
+os.environ.setdefault("AIFORGE_WARM_IDLE_S", "60")
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

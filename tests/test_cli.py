@@ -43,7 +43,7 @@ COMMANDS = _command_paths(typer.main.get_command(app))
 
 
 def test_every_command_is_listed() -> None:
-    assert len(COMMANDS) == 19
+    assert len(COMMANDS) == 26
     assert ["serve", "model"] in COMMANDS and ["capacity"] in COMMANDS
 
 

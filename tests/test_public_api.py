@@ -16,11 +16,11 @@ def test_public_names_are_pinned() -> None:
     assert sorted(aiforge.__all__) == sorted(
         [
             "AiforgeError", "ColumnNotFound", "Conflict", "EmptyResult", "FeatureSnapshot", "InvalidInput",
-            "ModelNotFound",
+            "JobFailed", "ModelNotFound",
             "Overloaded", "MultiSplitVote", "NotFittedError", "NotFound", "PICO", "QueryError", "Report",
             "ServiceError",
             "Snapshot", "SnapshotNotFound", "SourceError", "SplitTrainCheck", "Transform", "UnknownSource",
-            "Workspace", "WorkspaceError", "__version__", "analyze", "batch", "clean", "dump", "snapshot",
+            "Workspace", "WorkspaceError", "__version__", "analyze", "batch", "clean", "dump", "snapshot", "train",
         ]
     )
     for name in aiforge.__all__:
@@ -81,6 +81,9 @@ SUBPACKAGE_NAMES: dict[str, list[str]] = {
                     "parse_rate", "read_user_dict", "run_proxy", "serve_nlp", "simple_tokenize", "tokenize",
                     "tokenize_partition", "write_nginx_config"],
     "aiforge.evaluate": [],
+    "aiforge.train": ["Context", "Data", "Plan", "TimeModel", "TrainResult", "TrainSpec", "current", "load_spec", "plan",
+                      "train"],
+    "aiforge.train.runtimes": ["RUNTIMES", "Launch", "Outcome", "Resources", "Runtime", "get_runtime", "job_command"],
     "aiforge.evaluate.ocr": ["Box", "Cascade", "CascadeCounts", "CascadeResult", "CascadeScores", "ImageCounts",
                              "OCREvaluation", "PopEval", "PopEvalResult", "cascade", "evaluate_dirs", "parse_line",
                              "popeval", "read_boxes", "read_dir"],
@@ -130,6 +133,7 @@ def test_stage_contract_names_are_pinned() -> None:
 
     assert sorted(stages.__all__) == [
         "BUILTIN", "Cli", "EngineChoice", "SparkMaster", "Stage", "StageSpec", "calls", "get", "names", "register",
+        "validate",
     ]
     for name in stages.__all__:
         assert hasattr(stages, name), name

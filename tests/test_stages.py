@@ -22,14 +22,14 @@ runner = CliRunner()
 
 
 def test_the_stages_in_the_order_of_the_flow() -> None:
-    assert stages.names() == ["dump", "analyze", "clean", "batch", "evaluate"]
+    assert stages.names() == ["dump", "analyze", "clean", "batch", "train", "evaluate"]
     for name in stages.names():
         stage = stages.get(name)
         assert stage.name == name and issubclass(stage.spec, StageSpec)
         assert stage.summary.endswith(".") and stage.example.startswith("aiforge ")
 
 
-@pytest.mark.parametrize("name", ["dump", "analyze", "clean", "batch", "evaluate"])
+@pytest.mark.parametrize("name", ["dump", "analyze", "clean", "batch", "train", "evaluate"])
 def test_every_stage_has_a_json_schema_and_a_generated_command(name: str) -> None:
     stage = stages.get(name)
     schema = stage.json_schema()
@@ -67,9 +67,9 @@ def test_parse_names_the_stage_and_the_key() -> None:
 
 
 def test_unknown_and_duplicate_stages_are_refused() -> None:
-    known = "dump, analyze, clean, batch, evaluate"
-    with pytest.raises(InvalidInput, match=rf"^unknown stage 'train'; known stages: {known}$"):
-        stages.get("train")
+    known = "dump, analyze, clean, batch, train, evaluate"
+    with pytest.raises(InvalidInput, match=rf"^unknown stage 'deploy'; known stages: {known}$"):
+        stages.get("deploy")
     with pytest.raises(InvalidInput, match=r"^a stage named 'dump' is already registered$"):
         stages.register(Stage(name="dump", spec=StageSpec, run=lambda spec, **kw: None, summary="x."))
 
@@ -114,14 +114,15 @@ def test_a_stage_package_calls_its_function() -> None:
 def test_cli_lists_stages_and_prints_a_schema() -> None:
     result = runner.invoke(app, ["stages", "list", "--json"])
     assert result.exit_code == 0
-    assert [row["command"] for row in json.loads(result.output)] == ["dump", "analyze", "clean", "batch", "ocr-eval"]
+    assert [row["command"] for row in json.loads(result.output)] == ["dump", "analyze", "clean", "batch", "train",
+                                                                   "ocr-eval"]
     result = runner.invoke(app, ["stages", "schema", "batch"])
     assert result.exit_code == 0
     schema = json.loads(result.output)
     assert schema["required"] == ["spec"] and schema["properties"]["engine"]["enum"] == ["local", "spark"]
     result = runner.invoke(app, ["stages", "schema", "nope"])
     assert result.exit_code == 1
-    assert "Error: unknown stage 'nope'; known stages: dump, analyze, clean, batch, evaluate" in result.output
+    assert "Error: unknown stage 'nope'; known stages: dump, analyze, clean, batch, train, evaluate" in result.output
 
 
 def test_generated_command_turns_options_into_the_spec(workspace: aiforge.Workspace, tmp_path: Path) -> None:

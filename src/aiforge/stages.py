@@ -8,7 +8,7 @@ will be the REST API and the pipeline editor's palette; adding a stage is one ``
 
     >>> from aiforge import stages
     >>> stages.names()
-    ['dump', 'analyze', 'clean', 'batch', 'evaluate', 'train']
+    ['dump', 'analyze', 'clean', 'batch', 'train', 'evaluate']
     >>> stages.get("dump").json_schema()["required"]
     ['source', 'name']
     >>> stages.get("dump").parse({"source": "shop.db", "name": "orders", "engine": "dask"})
@@ -46,8 +46,8 @@ BUILTIN: dict[str, str] = {
     "analyze": "aiforge.analyze.stage",
     "clean": "aiforge.clean.stage",
     "batch": "aiforge.batch.stage",
-    "evaluate": "aiforge.evaluate.stage",
     "train": "aiforge.train.stage",
+    "evaluate": "aiforge.evaluate.stage",
 }
 _registered: dict[str, Stage] = {}
 

@@ -192,7 +192,7 @@ def train(
     if outcome.status != "succeeded":
         _discard(run.dir)
         message = _failure(spec.name, run.id, outcome, run.dir)
-        error = _user_error_line(run.dir) or outcome.error
+        error = (_user_error_line(run.dir) if outcome.status == "failed" else None) or outcome.error
         runs.finish(run.id, outcome.status, exit_code=outcome.exit_code, error=error, **info)
         raise JobFailed(message, run.id)
     model = None
@@ -410,8 +410,10 @@ def _failure(name: str, run_id: str, outcome: Outcome, run_dir: Path) -> str:
     user = _user_error(run_dir)
     what = {"oom": "ran out of memory", "timeout": "timed out", "killed": "was killed"}.get(outcome.status, "failed")
     head = f"training job {name!r} {what} (run {run_id}); nothing was registered"
-    if user:
+    if user and outcome.status == "failed":
         body = user
+    elif user:  # stopped from outside: why first, then where the code was
+        body = f"{outcome.error}\nit was stopped in:\n{user}"
     else:
         tail = _log_tail(run_dir)
         body = (outcome.error or "") + (f"\nlast lines of its log:\n{tail}" if tail else "")
