@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import yaml
-from conftest import job
 from typer.testing import CliRunner
 
 from aiforge.cli import app
+from conftest import job
 
 runner = CliRunner()
 
