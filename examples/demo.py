@@ -4,10 +4,12 @@ It builds a SQLite warehouse from scikit-learn's bundled digits dataset (nothing
 workspace (AIFORGE_HOME, default ./.aiforge), analyzes it, and turns it into standardized feature vectors with a
 train/valid/test split. Then it flips 20% of the labels in a copy of the table, dumps that, lets PICO correct them,
 and prints the label accuracy before and after. Last, it scores a tiny OCR result with PopEval and the classic IoU
-cascade, where one word read as two boxes shows how they disagree. Last, it trains a small scikit-learn model on the
-features, exports it to ONNX, serves it (APS front server with a handler that reuses transform.json, in front of
-the ONNX inference server), sends raw records and prints a short load test. Run it again and every snapshot and
-model gets a new version.
+cascade, where one word read as two boxes shows how they disagree. Then `aiforge train` runs the trainer in
+examples/digits_trainer as a job with a deadline: calibration runs on fractions of the data pick the fewest CPUs that
+meet it, the model is exported to ONNX, checked and registered, and the demo points the `production` alias at it.
+Last, it serves digits@production (APS front server with a handler that reuses transform.json, in front of the ONNX
+inference server), sends raw records and prints a short load test. Run it again and every snapshot and model gets a
+new version.
 """
 
 from __future__ import annotations
@@ -119,8 +121,11 @@ def main() -> None:
     print(f"                     aiforge batch {spec_path}")
     print(f"                     aiforge clean {noisy.ref} --label label")
     print(f"                     aiforge ocr-eval {gt_dir} {pred_dir} --metric all")
-    print(f"                     aiforge serve up digits --model-repo {workspace.home / 'models'} "
-          f"--handler {workspace.home / 'demo' / 'digits_handler.py'}")
+    print(f"                     aiforge train {workspace.home / 'demo' / 'digits_train.yaml'} --plan")
+    print(f"                     aiforge train {workspace.home / 'demo' / 'digits_train.yaml'}")
+    print("                     aiforge models alias digits@v1 production")
+    print(f"                     aiforge serve up digits@production --handler "
+          f"{workspace.home / 'demo' / 'digits_handler.py'}")
     print("                     aiforge loadtest http://127.0.0.1:8000/predict --payload record.json --concurrency 8 "
           "--duration 3")
 
@@ -147,42 +152,62 @@ class DigitsHandler(TransformHandler):
 
 
 def serve_demo(workspace: aiforge.Workspace, features: aiforge.FeatureSnapshot, snapshot: aiforge.Snapshot) -> None:
-    """Train, export to ONNX, serve behind an APS handler, call it with raw records, load-test it."""
+    """Train through `aiforge train` with a deadline plan, promote to production, serve, call, load-test it."""
     import socket
 
     from rich.console import Console
-    from sklearn.linear_model import LogisticRegression
 
-    from aiforge.serve import ServeSettings, export_sklearn, loadtest, up
+    from aiforge.serve import ServeSettings, loadtest, up
+    from aiforge.workspace import Registry
 
+    job = write_train_spec(workspace.home / "demo" / "digits_train.yaml", features.ref)
     start = time.perf_counter()
-    X, y = features.to_numpy("train")
-    X_test, y_test = features.to_numpy("test")
-    model = LogisticRegression(max_iter=1000).fit(X, y)
-    onnx_path = export_sklearn(model, workspace.home / "models", n_features=X.shape[1], name="digits", sample=X[:32])
+    result = aiforge.train(job, workspace=workspace)
+    plan, run, model = result.plan, result.run, result.model
+    print(f"7. train:     {job} planned for its deadline ({plan.budget_s:.0f} s left): {plan.describe()}")
+    print(f"   run {run.id} took {run.info['actual_s']:.1f} s on {plan.cpus:g} CPUs (predicted "
+          f"{plan.predicted_s:.1f} s); valid accuracy {model.metrics['valid_accuracy']:.3f}; registered "
+          f"{model.ref} (total {time.perf_counter() - start:.1f} s with calibration)")
+    registry = Registry(workspace)
+    registry.set_alias("digits", "production", model.version)
+    production = registry.get("digits@production")
     handler = workspace.home / "demo" / "digits_handler.py"
     handler.write_text(HANDLER.format(features_ref=features.ref), encoding="utf-8")
-    print(f"7. serve:     trained {type(model).__name__} (test accuracy {model.score(X_test, y_test):.3f}), "
-          f"exported {onnx_path} in {time.perf_counter() - start:.1f} s")
 
     def free_port() -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             return int(sock.getsockname()[1])
 
-    settings = ServeSettings(model_repo=workspace.home / "models", model="digits", handler=str(handler),
-                             aps_port=free_port(), http_port=free_port(), grpc_port=free_port())
+    settings = ServeSettings(model_repo=registry.store.root, model="digits", version=str(production.version),
+                             handler=str(handler), aps_port=free_port(), http_port=free_port(), grpc_port=free_port())
     records = snapshot.to_arrow().sort_by("id").slice(0, 5).to_pylist()
     import httpx
 
     with up(settings) as stack:
         url = stack.urls["aps"] + "/predict"
-        print(f"   APS {url} -> inference server {stack.urls['inference_grpc']} (gRPC)")
+        print(f"8. serve:     digits@production = {production.ref}; APS {url} -> inference server "
+              f"{stack.urls['inference_grpc']} (gRPC)")
         answer = httpx.post(url, json=[{k: v for k, v in r.items() if k != "label"} for r in records]).json()
         print(f"   5 raw records -> {answer}; true labels {[r['label'] for r in records]}")
         payload = {k: v for k, v in records[0].items() if k != "label"}
-        result = loadtest(url, payload, concurrency=8, duration_s=3.0, warmup_s=0.5)
-        Console().print(result.table())
+        result_load = loadtest(url, payload, concurrency=8, duration_s=3.0, warmup_s=0.5)
+        Console().print(result_load.table())
+
+
+def write_train_spec(path: Path, features_ref: str) -> Path:
+    """The TRAIN job: the demo's trainer folder on the feature snapshot, due in ten minutes."""
+    spec = {
+        "name": "digits",
+        "code": str(Path(__file__).resolve().parent / "digits_trainer"),
+        "entrypoint": "train.py:fit",
+        "data": {"features": features_ref},
+        "params": {"C": 1.0},
+        "deadline": "10m",
+        "resources": {"memory": "2GiB"},
+    }
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def write_ocr_example(folder: Path) -> tuple[Path, Path]:
