@@ -17,6 +17,7 @@ from rich.console import Console
 
 from aiforge.errors import InvalidInput
 from aiforge.train import planner
+from aiforge.train.deadline import parse_deadline, parse_duration
 from aiforge.train.planner import (
     QUOTA_STEP,
     Sample,
@@ -25,8 +26,6 @@ from aiforge.train.planner import (
     available_cpus,
     calibration_points,
     history_correction,
-    parse_deadline,
-    parse_duration,
     plan,
     plan_from_samples,
     quotas,

@@ -21,6 +21,7 @@ from aiforge import progress as progress_bars
 from aiforge import reprs
 from aiforge.errors import InvalidInput, JobFailed
 from aiforge.train import planner
+from aiforge.train.deadline import parse_deadline, parse_duration
 from aiforge.train.package import Environment, Package, environment, freeze
 from aiforge.train.runtimes import Launch, Outcome, Resources, get_runtime
 from aiforge.train.runtimes.local import RUNTIME as LOCAL
@@ -138,7 +139,7 @@ def train(
     spec = load_spec(spec)
     ws = _workspace(workspace)
     now = datetime.now(UTC)
-    deadline = planner.parse_deadline(spec.deadline, now=now) if spec.deadline is not None else None
+    deadline = parse_deadline(spec.deadline, now=now) if spec.deadline is not None else None
     if plan_only and deadline is None:
         raise InvalidInput(
             "--plan needs a deadline: add `deadline: 2h` (or a cron line such as '0 3 * * *') to the spec"
@@ -159,7 +160,7 @@ def train(
             return TrainResult(None, None, chosen, None, package, env, calibration)
     cpus = chosen.cpus if chosen is not None else (spec.resources.cpus or 1.0)
     resources = Resources(cpus=cpus, memory=spec.resources.memory, gpus=spec.resources.gpus)
-    timeout = planner.parse_duration(spec.timeout) if spec.timeout is not None else None
+    timeout = parse_duration(spec.timeout) if spec.timeout is not None else None
 
     run = runs.start(
         "train", spec.name, spec.model_dump(mode="json"),
@@ -298,7 +299,7 @@ def _plan(
     spec: TrainSpec, ws: Workspace, package: Package, env: Environment, data: dict[str, str], deadline: datetime,
     runs: RunStore, calibration: list[dict[str, Any]], *, progress: bool,
 ) -> planner.Plan:
-    reserve = planner.parse_duration(spec.reserve)
+    reserve = parse_duration(spec.reserve)
     budget = (deadline - datetime.now(UTC)).total_seconds() - reserve
     if budget <= 0:
         raise InvalidInput(
@@ -311,7 +312,12 @@ def _plan(
                for r in reversed(runs.list(kind="train", name=spec.name, limit=20))
                if r.status == "succeeded" and r.info.get("model_predicted_s") and r.info.get("actual_s")]
     points = planner.calibration_points(max_cpus)
-    with progress_bars.progress(f"calibrating {spec.name}", total=len(points), enabled=progress, unit="runs") as bar:
+    bars = progress_bars.progress(f"calibrating {spec.name}", total=len(points) + 1, enabled=progress, unit="runs")
+    with bars as bar:
+        # A first, discarded run starts the environment's warm interpreter and fills the file cache, so the runs
+        # that are measured all start the way the real run will.
+        _calibrate(spec, ws, package, env, data, points[0][0], max_cpus)
+        bar.advance()
 
         def measure(fraction: float, cpus: float) -> float:
             seconds = _calibrate(spec, ws, package, env, data, fraction, cpus)

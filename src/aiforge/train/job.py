@@ -42,9 +42,10 @@ def run_job(run_dir: Path) -> int:
     sys.path.insert(0, str(package))
     try:
         result = _call(package, job["entrypoint"], ctx)
-        if ctx.model_path is None and result is not None:
-            ctx.save_model(result)
-        if job.get("needs_model", True) and ctx.model_path is None:
+        needs_model = job.get("needs_model", True)
+        if needs_model and ctx.model_path is None and result is not None:
+            ctx.save_model(result)  # a job that registers nothing (register_model: false) exports nothing either
+        if needs_model and ctx.model_path is None:
             raise RuntimeError(
                 "the job saved no model: return the fitted model from the entrypoint function, or call "
                 "ctx.save_model(model) (aiforge.train.current() in a script); or set register_model: false"

@@ -258,7 +258,9 @@ def export_sklearn(
             target_opset={"": OPSET, "ai.onnx.ml": 3},
         )
     except Exception as exc:  # skl2onnx raises RuntimeError/NotImplementedError/MissingShapeCalculator...
-        raise InvalidInput(f"skl2onnx cannot convert {type(model).__name__} to ONNX: {exc}") from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # skl2onnx may dump a whole tree here
+        reason = reason if len(reason) <= 300 else reason[:300] + "..."
+        raise InvalidInput(f"skl2onnx cannot convert {type(model).__name__} to ONNX: {reason}") from exc
 
     if sample is None:
         rows = np.random.default_rng(0).standard_normal((16, int(n_features))).astype(np.float32)
