@@ -139,7 +139,9 @@ def planner_accuracy(ws: Any, code: Path, sizes: dict[str, tuple[int, ...]]) -> 
                     chosen = planner.plan_from_samples(calibrated.samples, budget_s=budget, max_cpus=2.0)
                 except aiforge.InvalidInput:
                     outcomes.append({"met": False, "ratio": None, "ape": None})
-                    rows.append([entry, f"{n:,}", f"{budget:.1f}", f"{cheapest:g}", "refused", "-", "-", "no"])
+                    rows.append([entry, f"{n:,}", f"{budget:.1f}", f"{cheapest:g}" if cheapest else "none", "refused",
+                                 "-", "-", "no"])
+                    print("  ", rows[-1], flush=True)
                     continue
                 actual = _run(ws, {**spec, "resources": {"cpus": chosen.cpus}})
                 met = actual <= budget

@@ -84,7 +84,7 @@ SUBPACKAGE_NAMES: dict[str, list[str]] = {
     "aiforge.train": ["Context", "Data", "Plan", "TimeModel", "TrainResult", "TrainSpec", "current", "load_spec",
                       "plan", "train"],
     "aiforge.train.runtimes": ["RUNTIMES", "Launch", "Outcome", "Resources", "Runtime", "get_runtime",
-                               "job_command"],
+                               "job_command", "thread_env"],
     "aiforge.evaluate.ocr": ["Box", "Cascade", "CascadeCounts", "CascadeResult", "CascadeScores", "ImageCounts",
                              "OCREvaluation", "PopEval", "PopEvalResult", "cascade", "evaluate_dirs", "parse_line",
                              "popeval", "read_boxes", "read_dir"],

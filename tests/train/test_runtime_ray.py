@@ -17,9 +17,9 @@ from typing import IO
 import pytest
 
 from aiforge.errors import InvalidInput, ServiceError
-from aiforge.train.runtimes import Launch, Resources, get_runtime
+from aiforge.train.runtimes import Launch, Resources, get_runtime, thread_env
 from aiforge.train.runtimes import ray as ray_runtime
-from aiforge.train.runtimes.local import thread_env
+from conftest import job
 
 pytest.importorskip("ray.job_submission", reason="ray is not installed: pip install 'aiforge[ray]'")
 
@@ -261,3 +261,24 @@ def test_the_real_training_job_runs_on_the_cluster(cluster: str, tmp_path: Path)
     assert "params {'lr': 0.1}" in (home / "runs" / "ok" / "job.log").read_text()
     assert json.loads((home / "runs" / "ok" / "metrics.jsonl").read_text().splitlines()[0])["value"] == 0.9
     assert (outcomes[1].status, outcomes[1].error) == ("failed", "ValueError: lr too big")
+
+
+def test_one_spec_gives_the_same_model_locally_and_on_the_cluster(cluster: str, train_ws, code: Path) -> None:
+    """`aiforge.train` end to end: the same spec, run locally and on Ray, registers models that answer alike."""
+    import numpy as np
+    import onnxruntime as ort
+
+    import aiforge
+
+    local = aiforge.train(job(code), workspace=train_ws)
+    remote = aiforge.train(job(code) | {"runtime": {"kind": "ray", "address": cluster}}, workspace=train_ws)
+    assert (local.model.ref, remote.model.ref) == ("digits@v1", "digits@v2")
+    assert remote.run.info["runtime"] == "ray" and remote.run.status == "succeeded"
+    assert local.package.hash == remote.package.hash and local.model.metrics == remote.model.metrics
+    X, _ = aiforge.FeatureSnapshot.from_snapshot(aiforge.snapshot("digits_features", workspace=train_ws)).to_numpy()
+    answers = []
+    for model in (local.model, remote.model):
+        session = ort.InferenceSession(str(model.path))
+        answers.append(session.run(None, {"input": X.astype(np.float32)}))
+    np.testing.assert_array_equal(answers[0][0], answers[1][0])
+    np.testing.assert_allclose(answers[0][1], answers[1][1], atol=1e-6)

@@ -37,7 +37,7 @@ def probe(ctx):
         "only_job": os.environ.get("WARM_ONLY_JOB"), "only_test": os.environ.get("WARM_ONLY_TEST"),
         "cores": sorted(os.sched_getaffinity(0)), "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[0],
         "path0": sys.path[1], "argv": sys.argv, "draw": float(np.random.rand()),
-        "pools": [pool["num_threads"] for pool in threadpool_info()],
+        "pools": {pool["user_api"]: pool["num_threads"] for pool in threadpool_info()},
         "cgroup": open("/proc/self/cgroup").read(),
     }
     ctx.artifacts.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,7 @@ def probe(job: warm.WarmJob) -> dict:
 
 
 def test_a_job_runs_in_a_forked_child_with_its_own_environment(key: str, package: Path, tmp_path: Path) -> None:
-    env = {"WARM_ONLY_JOB": "yes", "OMP_NUM_THREADS": "2"}
+    env = {"WARM_ONLY_JOB": "yes", "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "1"}
     first = make_job(tmp_path, package, "train.py:probe", name="first", env=env, cores=(0,), rlimit_as=64 << 30)
     second = make_job(tmp_path, package, "train.py:probe", name="second")
 
@@ -131,7 +131,8 @@ def test_a_job_runs_in_a_forked_child_with_its_own_environment(key: str, package
     assert one["sid"] == one["pgid"] == one["pid"]
     assert one["ppid"] == two["ppid"] != os.getpid()  # the same server forked both
     assert one["cores"] == [0] and one["rlimit_as"] == 64 << 30
-    assert set(one["pools"]) == {2} and set(two["pools"]) == {1}  # the server's pools sized to each job
+    # the server's pools are sized to each job: OpenMP as OMP_NUM_THREADS, BLAS as OPENBLAS_NUM_THREADS
+    assert one["pools"] == {"openmp": 2, "blas": 1} and two["pools"] == {"openmp": 1, "blas": 1}
     assert one["draw"] != two["draw"]  # NumPy reseeded in every child
 
 

@@ -25,22 +25,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiforge.train.runtimes import Launch, Outcome, job_command, warm
+from aiforge.train.runtimes import Launch, Outcome, job_command, thread_env, warm
 
-__all__ = ["RUNTIME", "LocalRuntime", "thread_env"]
+__all__ = ["RUNTIME", "LocalRuntime"]
 
 _PERIOD_US = 100_000
 _ROOT = Path("/sys/fs/cgroup")
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                "VECLIB_MAXIMUM_THREADS")
-
-
-def thread_env(cpus: float) -> dict[str, str]:
-    """Thread-pool variables for a job with ``cpus`` CPUs: ``ceil(cpus)`` threads (at least one), and OpenMP threads
-    that sleep instead of spinning while they wait: under a CPU quota a spinning thread burns the quota the working
-    ones need (gradient boosting ran slower on 2 CPUs than on 1 here before this)."""
-    threads = str(max(1, math.ceil(cpus - 1e-9)))
-    return {**dict.fromkeys(_THREAD_VARS, threads), "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @dataclass

@@ -34,8 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiforge.errors import InvalidInput, ServiceError
-from aiforge.train.runtimes import Launch, Outcome, Status, job_command
-from aiforge.train.runtimes.local import thread_env
+from aiforge.train.runtimes import Launch, Outcome, Status, job_command, thread_env
 
 __all__ = ["DEFAULT_ADDRESS", "RUNTIME", "RayRuntime", "runtime_env"]
 

@@ -270,12 +270,16 @@ def _run(job: WarmJob) -> int:
     sys.argv = [job_module.__file__ or "aiforge.train.job", str(job.run_dir)]
     if "numpy" in sys.modules:  # the forked global RandomState would be the same in every job
         sys.modules["numpy"].random.seed()
-    threads = job.env.get("OMP_NUM_THREADS", "")
-    count = int(threads) if threads.isdigit() else len(job.cores) or (os.cpu_count() or 1)
+    def count(variable: str, default: int) -> int:
+        threads = job.env.get(variable, "")
+        return int(threads) if threads.isdigit() else default
+
     with contextlib.suppress(ImportError):
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(count)  # the pools loaded in the server were sized at one thread
+        # the pools loaded in the server were sized at one thread: size them as the job's variables say
+        threadpool_limits({"openmp": count("OMP_NUM_THREADS", len(job.cores) or (os.cpu_count() or 1)),
+                           "blas": count("OPENBLAS_NUM_THREADS", 1)})
     return job_module.main([str(job.run_dir)])
 
 
