@@ -8,9 +8,12 @@ time left.
 The time model, for a ``fraction`` of the data on a quota of ``cpus`` (Amdahl's law with a quota)::
 
     T(fraction, cpus) = startup / min(cpus, 1) + work * fraction * ((1 - parallel) / min(cpus, 1) + parallel / cpus)
+                        + overhead * (ceil(cpus) - 1)
 
 ``startup`` is what does not grow with the data (interpreter, imports, opening files) and ``work`` the seconds per
-whole data set on one CPU, of which the share ``parallel`` spreads over several cores. A CFS bandwidth quota below
+whole data set on one CPU, of which the share ``parallel`` spreads over several cores; ``overhead`` is what each
+thread beyond the first costs (a quota of ``cpus`` runs ``ceil(cpus)`` threads), measured, not assumed: a small
+gradient boosting ran slower on 2 CPUs than on 1 here, which Amdahl's law alone cannot fit. A CFS bandwidth quota below
 one CPU stretches *every* CPU-bound second by ``1 / cpus`` (the startup too: it runs inside the quota), while above
 one CPU only the parallel share speeds up. The fit is least squares on ``log`` times (errors are relative); its
 residual spread and the parameters' covariance give the uncertainty of a prediction, which grows as the plan
@@ -116,23 +119,25 @@ class Sample:
     seconds: float
 
 
-def _design(fraction: np.ndarray, cpus: np.ndarray, parallel: float) -> tuple[np.ndarray, np.ndarray]:
-    """The two terms the times are linear in, for a given parallel share: startup's factor and work's factor."""
+def _design(fraction: np.ndarray, cpus: np.ndarray, parallel: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three terms the times are linear in, for a given parallel share: the factors of startup, work and the
+    overhead of each thread beyond the first (a quota of ``cpus`` runs ``ceil(cpus)`` threads)."""
     serial = 1.0 / np.minimum(cpus, 1.0)
-    return serial, fraction * ((1.0 - parallel) * serial + parallel / cpus)
+    extra_threads = np.ceil(cpus - 1e-9) - 1.0
+    return serial, fraction * ((1.0 - parallel) * serial + parallel / cpus), extra_threads
 
 
 def _times(theta: np.ndarray, fraction: np.ndarray, cpus: np.ndarray) -> np.ndarray:
-    a, b = _design(fraction, cpus, float(theta[2]))
-    return np.asarray(theta[0] * a + theta[1] * b)
+    a, b, d = _design(fraction, cpus, float(theta[2]))
+    return np.asarray(theta[0] * a + theta[1] * b + theta[3] * d)
 
 
 def _log_gradient(theta: np.ndarray, fraction: np.ndarray, cpus: np.ndarray) -> np.ndarray:
-    """d log T / d (startup, work, parallel), one row per point."""
-    a, b = _design(fraction, cpus, float(theta[2]))
-    t = theta[0] * a + theta[1] * b
+    """d log T / d (startup, work, parallel, overhead), one row per point."""
+    a, b, d = _design(fraction, cpus, float(theta[2]))
+    t = theta[0] * a + theta[1] * b + theta[3] * d
     db_dp = fraction * (1.0 / cpus - 1.0 / np.minimum(cpus, 1.0))
-    return np.column_stack([a / t, b / t, theta[1] * db_dp / t])
+    return np.column_stack([a / t, b / t, theta[1] * db_dp / t, d / t])
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,10 @@ class TimeModel:
     """How long a job takes on a fraction of its data and a CPU quota (see the module docstring for the formula).
 
     ``startup`` and ``work`` are seconds at one CPU, ``parallel`` the share of the work that spreads over cores,
-    ``rel_error`` the run-to-run spread (standard deviation of ``log(actual / predicted)``) and ``cov`` the
-    covariance of (startup, work, parallel), from which :meth:`upper` adds the uncertainty of the fit itself.
+    ``overhead`` the seconds each thread beyond the first costs (thread pools that start, synchronise and share
+    two cores with the rest of the machine: small jobs can run slower on 2 CPUs than on 1), ``rel_error`` the
+    run-to-run spread (standard deviation of ``log(actual / predicted)``) and ``cov`` the covariance of (startup,
+    work, parallel, overhead), from which :meth:`upper` adds the uncertainty of the fit itself.
     """
 
     startup: float
@@ -149,6 +156,7 @@ class TimeModel:
     parallel: float
     rel_error: float
     n_samples: int
+    overhead: float = 0.0
     cov: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
 
     @classmethod
@@ -182,34 +190,44 @@ class TimeModel:
                 "told apart with runs at two or more fractions (for example 0.1 and 0.25)"
             )
         parallel_seen = bool(np.any(c > 1.0))
-        # Global start: for each parallel share on a grid, times are linear in (startup, work): NNLS on relative
-        # residuals, ties going to the smaller share; then all free parameters are refined on log residuals.
-        start, start_norm = np.zeros(3), np.inf
+        # Global start: for each parallel share on a grid, times are linear in (startup, work, overhead): NNLS on
+        # relative residuals, ties going to the smaller share; then all free parameters are refined on log
+        # residuals. Without a run above 1 CPU neither the parallel share nor the thread overhead can be seen.
+        columns = 3 if parallel_seen else 2
+        start, start_norm = np.zeros(4), np.inf
         for p in np.linspace(0.0, 1.0, 101) if parallel_seen else [0.0]:
-            a, b = _design(f, c, p)
-            coef, norm = nnls(np.column_stack([a, b]) / t[:, None], np.ones_like(t))
+            design = np.column_stack(_design(f, c, p)[:columns])
+            coef, norm = nnls(design / t[:, None], np.ones_like(t))
             if norm < start_norm - 1e-12:
-                start, start_norm = np.array([coef[0], max(coef[1], 1e-9 * float(t.max())), p]), norm
-        k = 3 if parallel_seen else 2  # free parameters; without a run above 1 CPU, parallel stays 0
+                overhead = coef[2] if parallel_seen else 0.0
+                start, start_norm = np.array([coef[0], max(coef[1], 1e-9 * float(t.max())), p, overhead]), norm
+        free = [0, 1, 2, 3] if parallel_seen else [0, 1]  # startup, work[, parallel, overhead]
+        lower, upper = np.array([0.0, 1e-12, 0.0, 0.0]), np.array([np.inf, np.inf, 1.0, np.inf])
+
+        def full(x: np.ndarray) -> np.ndarray:
+            theta = start.copy()
+            theta[free] = x
+            return theta
 
         def residuals(x: np.ndarray) -> np.ndarray:
-            return np.asarray(np.log(_times(np.append(x, start[k:]), f, c)) - np.log(t))
+            return np.asarray(np.log(_times(full(x), f, c)) - np.log(t))
 
         theta = start
-        res = least_squares(residuals, start[:k], bounds=([0.0, 1e-12, 0.0][:k], [np.inf, np.inf, 1.0][:k]))
-        if res.success and np.sum(res.fun**2) <= np.sum(residuals(start[:k]) ** 2):
-            theta = np.append(res.x, start[k:])
-        r = residuals(theta[:k])
-        dof = max(len(t) - k, 0)
+        res = least_squares(residuals, start[free], bounds=(lower[free], upper[free]))
+        if res.success and np.sum(res.fun**2) <= np.sum(residuals(start[free]) ** 2):
+            theta = full(res.x)
+        r = residuals(theta[free])
+        dof = max(len(t) - len(free), 0)
         sigma2 = (_PRIOR_DOF * _PRIOR_REL_ERROR**2 + float(r @ r)) / (_PRIOR_DOF + dof)
-        jac = _log_gradient(theta, f, c)[:, :k]
-        cov = np.zeros((3, 3))
-        cov[:k, :k] = sigma2 * np.linalg.pinv(jac.T @ jac)
+        jac = _log_gradient(theta, f, c)[:, free]
+        cov = np.zeros((4, 4))
+        cov[np.ix_(free, free)] = sigma2 * np.linalg.pinv(jac.T @ jac)
         return cls(startup=float(theta[0]), work=float(theta[1]), parallel=float(theta[2]),
-                   rel_error=math.sqrt(sigma2), n_samples=len(t), cov=tuple(map(tuple, cov.tolist())))
+                   rel_error=math.sqrt(sigma2), n_samples=len(t), overhead=float(theta[3]),
+                   cov=tuple(map(tuple, cov.tolist())))
 
     def _theta(self) -> np.ndarray:
-        return np.array([self.startup, self.work, self.parallel])
+        return np.array([self.startup, self.work, self.parallel, self.overhead])
 
     def startup_s(self, cpus: float) -> float:
         """Seconds of startup on a quota of ``cpus``."""
@@ -369,8 +387,8 @@ class Plan:
             "deadline": self.deadline.isoformat() if self.deadline else None, "margin": self.margin, "z": self.z,
             "correction": self.correction, "model_predicted_s": self.model_predicted_s,
             "calibration_s": self.calibration_s,
-            "model": {"startup_s": m.startup, "work_s": m.work, "parallel": m.parallel, "rel_error": m.rel_error,
-                      "n_samples": m.n_samples},
+            "model": {"startup_s": m.startup, "work_s": m.work, "parallel": m.parallel,
+                      "thread_overhead_s": m.overhead, "rel_error": m.rel_error, "n_samples": m.n_samples},
             "samples": [{"fraction": s.fraction, "cpus": s.cpus, "seconds": s.seconds} for s in self.samples],
             "candidates": [dict(row) for row in self.candidates],
         }
@@ -386,6 +404,8 @@ class Plan:
             f"Fitted on {m.n_samples} calibration runs: {_fmt_s(m.startup)} startup and {_fmt_s(m.work)} of work "
             f"at 1 CPU, {m.parallel:.0%} of it parallel, run-to-run spread {m.rel_error:.0%}."
         )
+        if m.overhead >= 0.01:
+            text += f" Each thread beyond the first costs {_fmt_s(m.overhead)}."
         if self.calibration_s > 0:
             text += f" Calibrating took {_fmt_s(self.calibration_s)}."
         if self.correction != 1.0:
