@@ -82,8 +82,8 @@ def mlp(ctx):
 
 
 def noop(ctx):
-    from sklearn.dummy import DummyClassifier
-    return DummyClassifier().fit([[0.0], [1.0]], [0, 1])
+    from sklearn.linear_model import LinearRegression
+    return LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
 '''
 
 SIZES = {"logreg": (400_000, 800_000, 1_600_000), "boosting": (25_000, 50_000, 100_000),
@@ -133,7 +133,8 @@ def planner_accuracy(
             calibrated = aiforge.train.plan({**spec, "deadline": "24h"}, workspace=ws)
             model = calibrated.model
             print(f"{entry} {n:,} rows: model startup {model.startup:.2f} s, work {model.work:.2f} s, parallel "
-                  f"{model.parallel:.2f}, spread {model.rel_error:.1%}; calibration " + ", ".join(
+                  f"{model.parallel:.2f}, threads effect {model.threads_effect:+.2f}, spread {model.rel_error:.1%}; "
+                  "calibration " + ", ".join(
                       f"{s.fraction:g}@{s.cpus:g}:{s.seconds:.2f}s" for s in calibrated.samples), flush=True)
             truth = {q: _run(ws, {**spec, "resources": {"cpus": q}}) for q in QUOTAS}
             print(f"{entry} {n:,} rows: truth " + ", ".join(f"{q:g}:{t:.1f}s" for q, t in truth.items()),

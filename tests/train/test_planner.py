@@ -355,12 +355,21 @@ def test_parse_deadline_refuses_a_deadline_that_has_passed(deadline):
 def test_fit_sees_a_job_that_runs_slower_on_more_threads():
     # a small job whose second thread costs more than it gives: 2 CPUs slower than 1, as gradient boosting on
     # 25,000 rows was here
-    truth = TimeModel(startup=0.6, work=1.2, parallel=0.3, rel_error=0.0, n_samples=0, overhead=0.45)
+    truth = TimeModel(startup=0.6, work=1.2, parallel=0.3, rel_error=0.0, n_samples=0, threads_effect=1.5)
     points = calibration_points(2.0)
     model = TimeModel.fit([Sample(f, c, truth.predict(c, f)) for f, c in points])
-    assert model.overhead == pytest.approx(0.45, rel=0.05)
+    assert model.threads_effect == pytest.approx(1.5, rel=0.05)
     assert model.predict(2.0) > model.predict(1.0)
     assert model.predict(2.0) == pytest.approx(truth.predict(2.0), rel=0.02)
     samples = [Sample(f, c, truth.predict(c, f)) for f, c in points]
     chosen = plan_from_samples(samples, budget_s=1.3 * truth.predict(1.0), max_cpus=2.0)
     assert chosen.cpus <= 1.0  # more CPUs would only be slower
+
+
+def test_fit_sees_a_fixed_part_that_runs_on_several_threads():
+    # reading the whole snapshot (Arrow's thread pool) is fixed in the data fraction but faster on 2 threads; the
+    # work itself is serial: the plan must not expect the full data to get faster above one CPU
+    truth = TimeModel(startup=0.8, work=3.0, parallel=0.0, rel_error=0.0, n_samples=0, threads_effect=-0.8)
+    model = TimeModel.fit([Sample(f, c, truth.predict(c, f)) for f, c in calibration_points(2.0)])
+    assert model.parallel == pytest.approx(0.0, abs=0.02) and model.threads_effect == pytest.approx(-0.8, abs=0.05)
+    assert model.predict(2.0) == pytest.approx(truth.predict(2.0), rel=0.02)

@@ -7,17 +7,19 @@ time left.
 
 The time model, for a ``fraction`` of the data on a quota of ``cpus`` (Amdahl's law with a quota)::
 
-    T(fraction, cpus) = startup / min(cpus, 1) + work * fraction * ((1 - parallel) / min(cpus, 1) + parallel / cpus)
-                        + overhead * (ceil(cpus) - 1)
+    T(fraction, cpus) = startup * (1 / min(cpus, 1) + threads_effect * (1 - 1 / ceil(cpus)))
+                        + work * fraction * ((1 - parallel) / min(cpus, 1) + parallel / cpus)
 
-``startup`` is what does not grow with the data (interpreter, imports, opening files) and ``work`` the seconds per
-whole data set on one CPU, of which the share ``parallel`` spreads over several cores; ``overhead`` is what each
-thread beyond the first costs (a quota of ``cpus`` runs ``ceil(cpus)`` threads), measured, not assumed: a small
-gradient boosting ran slower on 2 CPUs than on 1 here, which Amdahl's law alone cannot fit. A CFS bandwidth quota below
-one CPU stretches *every* CPU-bound second by ``1 / cpus`` (the startup too: it runs inside the quota), while above
-one CPU only the parallel share speeds up. The fit is least squares on ``log`` times (errors are relative); its
-residual spread and the parameters' covariance give the uncertainty of a prediction, which grows as the plan
-extrapolates from the calibration fractions to the whole data set.
+``startup`` is what does not grow with the data (interpreter, imports, reading the snapshot) and ``work`` the seconds
+per whole data set on one CPU, of which the share ``parallel`` spreads over several cores. ``threads_effect`` says
+how that fixed part changes with the ``ceil(cpus)`` threads a quota runs, measured, not assumed: negative when it
+runs on several threads too (Arrow reads Parquet with its own thread pool), positive when threads cost more than they
+give (a small gradient boosting ran slower on 2 CPUs than on 1 here, which Amdahl's law alone cannot fit).
+
+A CFS bandwidth quota below one CPU stretches *every* CPU-bound second by ``1 / cpus`` (the startup too: it runs
+inside the quota), while above one CPU only the parallel share speeds up. The fit is least squares on ``log`` times
+(errors are relative); its residual spread and the parameters' covariance give the uncertainty of a prediction, which
+grows as the plan extrapolates from the calibration fractions to the whole data set.
 
 Everything here is pure computation except :func:`plan`, which calls ``measure`` and nothing else, and
 :func:`available_cpus`, which reads this process's CPU affinity and cgroup limit.
@@ -58,6 +60,8 @@ __all__ = [
 QUOTA_STEP = 0.25
 #: Run-to-run noise assumed before any residual is seen (5 %), worth this many residual degrees of freedom.
 _PRIOR_REL_ERROR, _PRIOR_DOF = 0.05, 2.0
+#: How far threads may change the fixed part: at most a halving per doubling (-1), at most a tripling (+2) on 2.
+_EFFECT_RANGE = (-1.0, 4.0)
 #: History: the last runs that count, and the range the correction factor is clipped to.
 _HISTORY_RUNS, _CORRECTION_RANGE = 5, (0.5, 3.0)
 
@@ -120,24 +124,23 @@ class Sample:
 
 
 def _design(fraction: np.ndarray, cpus: np.ndarray, parallel: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The three terms the times are linear in, for a given parallel share: the factors of startup, work and the
-    overhead of each thread beyond the first (a quota of ``cpus`` runs ``ceil(cpus)`` threads)."""
+    """The factors of the fixed part (at one thread), of the work, and of the threads' effect on the fixed part."""
     serial = 1.0 / np.minimum(cpus, 1.0)
-    extra_threads = np.ceil(cpus - 1e-9) - 1.0
-    return serial, fraction * ((1.0 - parallel) * serial + parallel / cpus), extra_threads
+    threaded = 1.0 - 1.0 / np.ceil(cpus - 1e-9)
+    return serial, fraction * ((1.0 - parallel) * serial + parallel / cpus), threaded
 
 
 def _times(theta: np.ndarray, fraction: np.ndarray, cpus: np.ndarray) -> np.ndarray:
     a, b, d = _design(fraction, cpus, float(theta[2]))
-    return np.asarray(theta[0] * a + theta[1] * b + theta[3] * d)
+    return np.asarray(theta[0] * (a + theta[3] * d) + theta[1] * b)
 
 
 def _log_gradient(theta: np.ndarray, fraction: np.ndarray, cpus: np.ndarray) -> np.ndarray:
-    """d log T / d (startup, work, parallel, overhead), one row per point."""
+    """d log T / d (startup, work, parallel, threads_effect), one row per point."""
     a, b, d = _design(fraction, cpus, float(theta[2]))
-    t = theta[0] * a + theta[1] * b + theta[3] * d
+    t = theta[0] * (a + theta[3] * d) + theta[1] * b
     db_dp = fraction * (1.0 / cpus - 1.0 / np.minimum(cpus, 1.0))
-    return np.column_stack([a / t, b / t, theta[1] * db_dp / t, d / t])
+    return np.column_stack([(a + theta[3] * d) / t, b / t, theta[1] * db_dp / t, theta[0] * d / t])
 
 
 @dataclass(frozen=True)
@@ -145,10 +148,10 @@ class TimeModel:
     """How long a job takes on a fraction of its data and a CPU quota (see the module docstring for the formula).
 
     ``startup`` and ``work`` are seconds at one CPU, ``parallel`` the share of the work that spreads over cores,
-    ``overhead`` the seconds each thread beyond the first costs (thread pools that start, synchronise and share
-    two cores with the rest of the machine: small jobs can run slower on 2 CPUs than on 1), ``rel_error`` the
-    run-to-run spread (standard deviation of ``log(actual / predicted)``) and ``cov`` the covariance of (startup,
-    work, parallel, overhead), from which :meth:`upper` adds the uncertainty of the fit itself.
+    ``threads_effect`` how the fixed part changes with threads (-0.5: a quarter faster on 2 threads, see the module
+    docstring; 0 without a calibration run above one CPU), ``rel_error`` the run-to-run spread (standard deviation of
+    ``log(actual / predicted)``) and ``cov`` the covariance of (startup, work, parallel, threads_effect), from which
+    :meth:`upper` adds the uncertainty of the fit itself.
     """
 
     startup: float
@@ -156,7 +159,7 @@ class TimeModel:
     parallel: float
     rel_error: float
     n_samples: int
-    overhead: float = 0.0
+    threads_effect: float = 0.0
     cov: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
 
     @classmethod
@@ -193,16 +196,16 @@ class TimeModel:
         # Global start: for each parallel share on a grid, times are linear in (startup, work, overhead): NNLS on
         # relative residuals, ties going to the smaller share; then all free parameters are refined on log
         # residuals. Without a run above 1 CPU neither the parallel share nor the thread overhead can be seen.
-        columns = 3 if parallel_seen else 2
         start, start_norm = np.zeros(4), np.inf
-        for p in np.linspace(0.0, 1.0, 101) if parallel_seen else [0.0]:
-            design = np.column_stack(_design(f, c, p)[:columns])
-            coef, norm = nnls(design / t[:, None], np.ones_like(t))
+        grid = [(p, g) for p in np.linspace(0.0, 1.0, 51) for g in np.linspace(*_EFFECT_RANGE, 41)]
+        for p, g in grid if parallel_seen else [(0.0, 0.0)]:
+            a, b, d = _design(f, c, p)
+            coef, norm = nnls(np.column_stack([a + g * d, b]) / t[:, None], np.ones_like(t))
             if norm < start_norm - 1e-12:
-                overhead = coef[2] if parallel_seen else 0.0
-                start, start_norm = np.array([coef[0], max(coef[1], 1e-9 * float(t.max())), p, overhead]), norm
-        free = [0, 1, 2, 3] if parallel_seen else [0, 1]  # startup, work[, parallel, overhead]
-        lower, upper = np.array([0.0, 1e-12, 0.0, 0.0]), np.array([np.inf, np.inf, 1.0, np.inf])
+                start, start_norm = np.array([coef[0], max(coef[1], 1e-9 * float(t.max())), p, g]), norm
+        free = [0, 1, 2, 3] if parallel_seen else [0, 1]  # startup, work[, parallel, threads_effect]
+        lower = np.array([0.0, 1e-12, 0.0, _EFFECT_RANGE[0]])
+        upper = np.array([np.inf, np.inf, 1.0, _EFFECT_RANGE[1]])
 
         def full(x: np.ndarray) -> np.ndarray:
             theta = start.copy()
@@ -223,11 +226,11 @@ class TimeModel:
         cov = np.zeros((4, 4))
         cov[np.ix_(free, free)] = sigma2 * np.linalg.pinv(jac.T @ jac)
         return cls(startup=float(theta[0]), work=float(theta[1]), parallel=float(theta[2]),
-                   rel_error=math.sqrt(sigma2), n_samples=len(t), overhead=float(theta[3]),
+                   rel_error=math.sqrt(sigma2), n_samples=len(t), threads_effect=float(theta[3]),
                    cov=tuple(map(tuple, cov.tolist())))
 
     def _theta(self) -> np.ndarray:
-        return np.array([self.startup, self.work, self.parallel, self.overhead])
+        return np.array([self.startup, self.work, self.parallel, self.threads_effect])
 
     def startup_s(self, cpus: float) -> float:
         """Seconds of startup on a quota of ``cpus``."""
@@ -388,7 +391,7 @@ class Plan:
             "correction": self.correction, "model_predicted_s": self.model_predicted_s,
             "calibration_s": self.calibration_s,
             "model": {"startup_s": m.startup, "work_s": m.work, "parallel": m.parallel,
-                      "thread_overhead_s": m.overhead, "rel_error": m.rel_error, "n_samples": m.n_samples},
+                      "threads_effect": m.threads_effect, "rel_error": m.rel_error, "n_samples": m.n_samples},
             "samples": [{"fraction": s.fraction, "cpus": s.cpus, "seconds": s.seconds} for s in self.samples],
             "candidates": [dict(row) for row in self.candidates],
         }
@@ -404,8 +407,9 @@ class Plan:
             f"Fitted on {m.n_samples} calibration runs: {_fmt_s(m.startup)} startup and {_fmt_s(m.work)} of work "
             f"at 1 CPU, {m.parallel:.0%} of it parallel, run-to-run spread {m.rel_error:.0%}."
         )
-        if m.overhead >= 0.01:
-            text += f" Each thread beyond the first costs {_fmt_s(m.overhead)}."
+        if abs(m.threads_effect) >= 0.05:
+            change = "grows" if m.threads_effect > 0 else "shrinks"
+            text += f" The fixed part {change} by {abs(m.threads_effect) / 2:.0%} on 2 threads."
         if self.calibration_s > 0:
             text += f" Calibrating took {_fmt_s(self.calibration_s)}."
         if self.correction != 1.0:
