@@ -245,7 +245,7 @@ def test_an_interpreter_that_cannot_start_returns_none(package: Path, tmp_path: 
 def test_a_server_that_speaks_nonsense_returns_none(package: Path, tmp_path: Path) -> None:
     name = f"test-fake-{uuid.uuid4().hex[:8]}"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(warm._address(name))
+    listener.bind(warm.socket_address(name))
     listener.listen(1)
 
     def answer() -> None:

@@ -43,8 +43,8 @@ def parse_memory(value: int | float | str) -> int:
 
     Examples
     --------
-    >>> parse_memory("512Mi"), parse_memory("2GB"), parse_memory(1024)
-    (536870912, 2000000000, 1024)
+    >>> parse_memory("512Mi"), parse_memory("2GB"), parse_memory(2**30)
+    (536870912, 2000000000, 1073741824)
     """
     if isinstance(value, bool):
         raise InvalidInput(f"memory must be a size such as 2GiB or 512Mi; got {value!r}")

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WarmHandle", "WarmJob", "start", "stop"]
+__all__ = ["CGROUP_FAILED", "MAX_REQUEST", "WarmHandle", "WarmJob", "peer_uid", "socket_address", "start", "stop"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,10 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "N
                 "VECLIB_MAXIMUM_THREADS")
 _SPAWN_WAIT_S = 30.0  # the server's preload takes 3-5 s on a busy 2-core machine
 _REPLY_WAIT_S = 15.0
-_MAX_REQUEST = 1 << 20
-_CGROUP_FAILED = 70
+#: The longest request line the server reads (bytes).
+MAX_REQUEST = 1 << 20
+#: The exit code of a forked job that could not join its cgroups (it never runs the user's code).
+CGROUP_FAILED = 70
 _spawned: dict[str, subprocess.Popen[bytes]] = {}
 
 
@@ -231,14 +233,14 @@ def stop(key: str) -> bool:
     return True
 
 
-def _address(key: str) -> bytes:
+def socket_address(key: str) -> bytes:
     name = f"aiforge-warm-{key}".encode()
     if len(name) > 100:  # sun_path holds 108 bytes, the leading NUL included
         name = b"aiforge-warm-" + hashlib.sha256(key.encode()).hexdigest().encode()
     return b"\0" + name
 
 
-def _peer_uid(sock: socket.socket) -> int:
+def peer_uid(sock: socket.socket) -> int:
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     return int(struct.unpack("3i", creds)[1])
 
@@ -248,8 +250,8 @@ def _connect(key: str) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(2.0)
     try:
-        sock.connect(_address(key))
-        if _peer_uid(sock) != os.getuid():  # anyone may bind an abstract name: never hand a job to another user
+        sock.connect(socket_address(key))
+        if peer_uid(sock) != os.getuid():  # anyone may bind an abstract name: never hand a job to another user
             raise OSError(f"the warm interpreter {key!r} runs as another user")
     except OSError as exc:
         if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
@@ -320,7 +322,7 @@ def _read_line(sock: socket.socket, buffer: bytes, timeout: float) -> tuple[byte
         if not data:
             raise ValueError("the warm interpreter closed the connection")
         buffer += data
-        if len(buffer) > _MAX_REQUEST:
+        if len(buffer) > MAX_REQUEST:
             raise ValueError("line too long")
     line, _, rest = buffer.partition(b"\n")
     return line, rest

@@ -25,7 +25,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
-from aiforge.train.runtimes.warm import _CGROUP_FAILED, _MAX_REQUEST, WarmJob, _address, _peer_uid
+from aiforge.train.runtimes.warm import CGROUP_FAILED, MAX_REQUEST, WarmJob, peer_uid, socket_address
 
 __all__ = ["PRELOAD", "main"]
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     idle_s = float(os.environ.get("AIFORGE_WARM_IDLE_S") or 600)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        listener.bind(_address(key))  # claim the name before the slow preload: a second server stops here
+        listener.bind(socket_address(key))  # claim the name before the slow preload: a second server stops here
     except OSError:
         listener.close()
         return 0
@@ -117,7 +117,7 @@ class _Server:
             conn, _ = self.listener.accept()
         except OSError:
             return
-        if _peer_uid(conn) != os.getuid():
+        if peer_uid(conn) != os.getuid():
             conn.close()
             return
         conn.settimeout(2.0)
@@ -135,7 +135,7 @@ class _Server:
         buffer = self.conns[conn] + data
         self.conns[conn] = buffer
         if b"\n" not in buffer:
-            if len(buffer) > _MAX_REQUEST:
+            if len(buffer) > MAX_REQUEST:
                 self._answer(conn, {"error": "request too long"}, close=True)
             return
         # One request per connection; after it we only write. A client that leaves early (Ctrl-C) stops its job
@@ -202,7 +202,7 @@ class _Server:
                 except OSError as exc:
                     with job.log_path.open("a", encoding="utf-8") as note:
                         note.write(f"aiforge: the job could not join its cgroup ({procs}): {exc}\n")
-                    os._exit(_CGROUP_FAILED)
+                    os._exit(CGROUP_FAILED)
             os.write(sync_w, b"1")
             os.close(sync_w)
             if job.cores:
