@@ -186,3 +186,18 @@ def _tiny_wheel(folder: Path) -> Path:
             archive.writestr(name, data)
         archive.writestr("tinyaiforgepkg-1.0.dist-info/RECORD", record)
     return path
+
+
+def test_a_kubernetes_job_is_exported_without_building_its_environment_here(
+    train_ws, code: Path, tmp_path: Path
+) -> None:
+    # a requirement pip could never install here: the image installs it, so nothing is built on this machine
+    spec = job(code, requirements=["no-such-package-aiforge-test==9.9"],
+               runtime={"kind": "k8s", "out": str(tmp_path / "k8s")})
+    result = aiforge.train(spec, workspace=train_ws)
+    assert result.outcome.status == "exported" and result.model is None
+    assert result.run.status == "exported"
+    manifest = Path(result.outcome.files["manifest"])
+    assert manifest.is_file() and "no-such-package-aiforge-test==9.9" in (
+        manifest.parent / "context" / "requirements.txt").read_text()
+    assert not (train_ws.home / "train" / "envs").exists()

@@ -148,7 +148,10 @@ def train(
     data = {name: ws.get_snapshot(ref).ref for name, ref in spec.data.items()}  # pinned to exact versions
     package = freeze(spec.code, spec.requirements, home=ws.home)
     _check_entrypoint(package, spec)
-    env = environment(package, home=ws.home, log=ws.home / "logs" / f"env-{package.lock_hash}.log")
+    if spec.runtime.kind == "local" or deadline is not None:  # calibration always runs here
+        env = environment(package, home=ws.home, log=ws.home / "logs" / f"env-{package.lock_hash}.log")
+    else:  # Ray builds the lock's environment on its nodes, the image holds it for Kubernetes: nothing to build here
+        env = Environment("python", package.lock_hash, None)
     runs = RunStore(ws)
     runs.mark_abandoned()
 
