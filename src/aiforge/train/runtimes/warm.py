@@ -28,6 +28,7 @@ is shared copy-on-write, so a job's memory limit counts only what the job itself
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import hashlib
@@ -299,6 +300,16 @@ def _reap() -> None:
     for key, proc in list(_spawned.items()):
         if proc.poll() is not None:
             del _spawned[key]
+
+
+@atexit.register
+def _leave_running() -> None:
+    """Servers outlive the process that spawned them by design (they exit when idle): say so to their Popen objects,
+    which would otherwise warn at exit that a subprocess is still running."""
+    _reap()
+    for proc in _spawned.values():
+        proc.returncode = 0
+    _spawned.clear()
 
 
 def _submit(sock: socket.socket, job: WarmJob) -> WarmHandle | None:
