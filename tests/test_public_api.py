@@ -81,6 +81,7 @@ SUBPACKAGE_NAMES: dict[str, list[str]] = {
                     "parse_rate", "read_user_dict", "run_proxy", "serve_nlp", "simple_tokenize", "tokenize",
                     "tokenize_partition", "write_nginx_config"],
     "aiforge.evaluate": [],
+    "aiforge.validate": ["Disagreement", "Rate", "binomial_interval", "churn_baseline", "compare_predictions"],
     "aiforge.train": ["Context", "Data", "Plan", "TimeModel", "TrainResult", "TrainSpec", "current", "load_spec",
                       "plan", "train"],
     "aiforge.train.runtimes": ["RUNTIMES", "Launch", "Outcome", "Resources", "Runtime", "get_runtime",
