@@ -7,8 +7,8 @@ import typer
 import typer.main
 from typer.testing import CliRunner
 
-from aiforge import __version__
 from aiforge.cli import app
+from aiforge.version import __version__
 
 runner = CliRunner()
 

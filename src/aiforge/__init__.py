@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aiforge._version import __version__
 from aiforge.errors import (
     AiforgeError,
     ColumnNotFound,
@@ -34,6 +33,7 @@ from aiforge.errors import (
     UnknownSource,
     WorkspaceError,
 )
+from aiforge.version import __version__
 from aiforge.workspace import Snapshot, Workspace, snapshot
 
 if TYPE_CHECKING:

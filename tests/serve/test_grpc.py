@@ -39,7 +39,7 @@ def _infer(x: np.ndarray, model: str = "digits", version: str = "", name: str = 
 
 
 def test_health_and_metadata(stub: Any) -> None:
-    from aiforge._version import __version__
+    from aiforge.version import __version__
 
     assert stub.ServerLive(pb.ServerLiveRequest()).live is True
     assert stub.ServerReady(pb.ServerReadyRequest()).ready is True

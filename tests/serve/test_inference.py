@@ -43,7 +43,7 @@ def client(inference_server: Any) -> Iterator[httpx.Client]:
 
 
 def test_server_metadata_health_and_docs(client: httpx.Client) -> None:
-    from aiforge._version import __version__
+    from aiforge.version import __version__
 
     assert client.get("/v2").json() == {"name": "aiforge", "version": __version__, "extensions": []}
     assert client.get("/v2/health/live").json() == {"live": True}

@@ -12,10 +12,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from aiforge import __version__
 from aiforge.errors import InvalidInput, ServiceError
 from aiforge.train.runtimes import Launch, Resources, get_runtime
 from aiforge.train.runtimes.k8s import build_image, default_image, job_manifest
+from aiforge.version import __version__
 
 K8S_VERSION = "1.37.0"  # as the SERVE manifests: the newest schema kubernetes_validate bundles
 HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"

@@ -20,9 +20,9 @@ def test_alive_only_probes_with_signal_zero() -> None:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(catalog.os, "kill", kill)
-        assert catalog._alive(12345) is True
+        assert catalog.process_alive(12345) is True
     assert sent == [(12345, 0)]
-    assert catalog._alive(os.getpid()) is True
+    assert catalog.process_alive(os.getpid()) is True
 
 
 @pytest.mark.parametrize(("error", "alive"), [(PermissionError, True), (ProcessLookupError, False)])
@@ -32,7 +32,7 @@ def test_a_process_of_another_user_is_alive_and_a_missing_one_is_not(error: type
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(catalog.os, "kill", kill)
-        assert catalog._alive(12345) is alive
+        assert catalog.process_alive(12345) is alive
 
 
 def _write_locked(ws: catalog.Workspace) -> bool:

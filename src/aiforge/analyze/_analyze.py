@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aiforge import __version__
 from aiforge.analyze import _issues, _leaks, _sampling, _stats, _values
 from aiforge.errors import ColumnNotFound, InvalidInput, WorkspaceError
 from aiforge.progress import progress as progress_bar
 from aiforge.validation import Interval, validate_params
+from aiforge.version import __version__
 from aiforge.workspace import write_output
 from aiforge.workspace.files import STDOUT
 

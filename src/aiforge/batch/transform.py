@@ -22,12 +22,12 @@ import numpy as np
 import pyarrow as pa
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from aiforge import __version__
 from aiforge.batch import _encoders as enc
 from aiforge.batch._feature_ops import Tokenizer, apply, check_types, learn
 from aiforge.batch.spec import FeatureItem, NlpOptions
 from aiforge.errors import ColumnNotFound, InvalidInput, NotFittedError
 from aiforge.validation import ParamValidationMixin
+from aiforge.version import __version__
 
 __all__ = ["FORMAT_VERSION", "Transform"]
 

@@ -10,8 +10,8 @@ from typing import Annotated, Any, ClassVar, NoReturn
 import typer
 import typer.core
 
-from aiforge import __version__
 from aiforge.errors import AiforgeError, InvalidParameter
+from aiforge.version import __version__
 from aiforge.workspace import Workspace
 
 __all__ = [

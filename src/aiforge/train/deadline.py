@@ -29,14 +29,20 @@ _UNIT_S = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 def _duration_s(text: str) -> float | None:
+    """Seconds in ``"1h30m"`` or in a plain number such as ``"90"``; ``None`` when ``text`` is neither."""
     pos, total, parts = 0, 0.0, 0
     while pos < len(text):
         match = _DURATION.match(text, pos)
         if match is None:
-            return None
+            break
         total += float(match[1]) * _UNIT_S[match[2].lower()]
         pos, parts = match.end(), parts + 1
-    return total if parts else None
+    if parts and pos == len(text):
+        return total
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def parse_duration(duration: str | float) -> float:
@@ -56,13 +62,7 @@ def parse_duration(duration: str | float) -> float:
     if isinstance(duration, (int, float)) and not isinstance(duration, bool):
         seconds = float(duration)
     elif isinstance(duration, str):
-        text = duration.strip()
-        seconds = _duration_s(text)
-        if seconds is None:
-            try:
-                seconds = float(text)
-            except ValueError:
-                seconds = None
+        seconds = _duration_s(duration.strip())
     if seconds is None or not math.isfinite(seconds):
         raise InvalidInput(
             f"cannot read the duration {duration!r}: expected a number of seconds or a duration such as '90s', "
@@ -118,11 +118,6 @@ def parse_deadline(deadline: str | float | datetime, *, now: datetime | None = N
 
 def _parse_text(text: str, now: datetime) -> datetime | None:
     seconds = _duration_s(text)
-    if seconds is None:
-        try:
-            seconds = float(text)
-        except ValueError:
-            seconds = None
     if seconds is not None:  # a negative number is a deadline that has passed, not a typo
         return now + timedelta(seconds=seconds) if math.isfinite(seconds) else None
     try:

@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiforge import __version__
 from aiforge.errors import InvalidInput, WorkspaceError
 from aiforge.train.spec import GitCode
+from aiforge.version import __version__
 
 __all__ = ["Environment", "Package", "environment", "freeze"]
 

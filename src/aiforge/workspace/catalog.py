@@ -31,7 +31,7 @@ from typing import Any
 from aiforge import reprs
 from aiforge.errors import InvalidInput, SnapshotNotFound, WorkspaceError
 
-__all__ = ["Snapshot", "Workspace", "check_name", "parse_ref", "write_atomic"]
+__all__ = ["Snapshot", "Workspace", "check_name", "parse_ref", "process_alive", "write_atomic"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _REF = re.compile(r"^(?P<name>[^@]+?)(?:@v(?P<version>\d+))?$")
@@ -252,7 +252,7 @@ class Workspace:
             for entry in self.tmp_dir.iterdir():
                 parts = entry.name.split("-")
                 pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
-                if pid == os.getpid() or (pid is not None and _alive(pid)):
+                if pid == os.getpid() or (pid is not None and process_alive(pid)):
                     continue
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
@@ -272,7 +272,7 @@ class Workspace:
                 pid = marker.name[len(_COMMIT_MARKER):]
                 if str(folder.relative_to(self.home)) in known:
                     marker.unlink(missing_ok=True)  # committed; its process died before tidying up
-                elif not (pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))):
+                elif not (pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid))):
                     shutil.rmtree(folder, ignore_errors=True)
                     removed.append(folder)
         return removed
@@ -441,7 +441,8 @@ def _version_of(path: Path) -> int | None:
     return int(path.name[1:]) if path.name[1:].isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (one owned by another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

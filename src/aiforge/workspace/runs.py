@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiforge.errors import InvalidInput, NotFound, WorkspaceError
-from aiforge.workspace.catalog import Workspace
+from aiforge.workspace.catalog import Workspace, process_alive
 from aiforge.workspace.db import CatalogDB, Cursor, catalog_url
 
 __all__ = ["FINAL_STATUSES", "RunRecord", "RunStore"]
@@ -243,7 +243,7 @@ class RunStore:
 
         def abandoned(record: RunRecord) -> bool:
             pid = record.info.get("pid")
-            return record.info.get("host", here) == here and isinstance(pid, int) and not _alive(pid)
+            return record.info.get("host", here) == here and isinstance(pid, int) and not process_alive(pid)
 
         if not any(abandoned(r) for r in self._running()):
             return []  # the common case stays a read
@@ -297,12 +297,3 @@ def _json(value: Any, what: str) -> str:
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"run {what} must be JSON: {exc}") from exc
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

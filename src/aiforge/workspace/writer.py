@@ -261,7 +261,7 @@ def data_manifest(folder: Path, schema: pa.Schema) -> dict[str, Any]:
     """
     from datetime import UTC, datetime
 
-    from aiforge._version import __version__
+    from aiforge.version import __version__
 
     files = describe_parts(folder)
     return {

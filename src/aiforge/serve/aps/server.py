@@ -39,7 +39,6 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aiforge import __version__
 from aiforge.errors import AiforgeError, InvalidInput, Overloaded, ServiceError
 from aiforge.serve.aps.base import Predictor
 from aiforge.serve.aps.handler import Context, Handler, load_handler
@@ -57,6 +56,7 @@ from aiforge.server import (
     serve,
 )
 from aiforge.validation import Interval, validate_params
+from aiforge.version import __version__
 
 __all__ = ["create_aps_app", "run_aps_server"]
 

@@ -21,7 +21,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from aiforge import __version__
 from aiforge.errors import NotFound, ServiceError, grpc_code
 from aiforge.serve.inference.engine import InferenceEngine
 from aiforge.serve.inference.repository import ModelRepository
@@ -46,6 +45,7 @@ from aiforge.server import (
     serve,
     too_large_parts,
 )
+from aiforge.version import __version__
 
 __all__ = ["create_grpc_server", "create_inference_app", "run_inference_server"]
 

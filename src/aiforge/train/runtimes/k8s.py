@@ -34,9 +34,9 @@ from typing import Any
 
 import yaml
 
-from aiforge import __version__
 from aiforge.errors import InvalidInput, ServiceError
 from aiforge.train.runtimes import Launch, Outcome, job_command, thread_env
+from aiforge.version import __version__
 from aiforge.workspace import write_output
 
 __all__ = ["MOUNT", "RUNTIME", "K8sRuntime", "build_image", "default_image", "dockerfile", "job_manifest"]

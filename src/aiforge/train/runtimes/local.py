@@ -14,6 +14,7 @@ and says so in :attr:`~aiforge.train.runtimes.Outcome.enforced` and a warning.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import os
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiforge.train.runtimes import Launch, Outcome, job_command, thread_env, warm
+from aiforge.version import __version__
 
 __all__ = ["RUNTIME", "LocalRuntime"]
 
@@ -247,12 +249,14 @@ def _start_warm(
     return _Warm(handle) if handle is not None else None
 
 
+@functools.cache
 def _warm_key(python: str) -> str:
-    """One warm interpreter per job interpreter and per state of aiforge's own code (an edit starts a new one)."""
-    import aiforge
+    """One warm interpreter per job interpreter and per state of aiforge's own code (an edit starts a new one).
 
-    digest = hashlib.sha256(f"{python}\0{aiforge.__version__}".encode())
-    for path in sorted(Path(aiforge.__file__).parent.rglob("*.py")):
+    Computed once per process: the aiforge this process runs is the one it imported, whatever is edited later.
+    """
+    digest = hashlib.sha256(f"{python}\0{__version__}".encode())
+    for path in sorted(Path(__file__).resolve().parents[2].rglob("*.py")):
         digest.update(f"{path}:{path.stat().st_mtime_ns}".encode())
     return digest.hexdigest()[:20]
 
